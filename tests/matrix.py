@@ -1,0 +1,195 @@
+"""Read copier.yml and turn it into the matrix the tests render.
+
+Nothing here lists an option by hand: the structural questions are named
+once (STRUCTURAL), and their choices, ``when:`` conditions, defaults and
+validators all come from copier.yml itself, evaluated with the same Jinja
+filters Copier uses. A new choice in copier.yml joins the matrix on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIER_YML = ROOT / "copier.yml"
+
+#: The questions whose every combination is rendered.
+STRUCTURAL = (
+    "runtime",
+    "database",
+    "redis",
+    "builder",
+    "railway_config",
+    "deploy_mode",
+    "staging",
+    "backups",
+)
+
+#: Answers to the free-text questions that have no default.
+REQUIRED_ANSWERS: dict[str, Any] = {"github_repository": "octocat/pingu-bot"}
+
+
+@cache
+def questions() -> dict[str, dict[str, Any]]:
+    """The questions of copier.yml, in order, without the ``_`` settings."""
+    data = yaml.safe_load(COPIER_YML.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+@cache
+def _jinja() -> SandboxedEnvironment:
+    # Copier enables the Ansible filters (regex_search, to_nice_yaml, ...) by
+    # default; validators and defaults use them.
+    return SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
+
+
+def render_expr(text: Any, context: dict[str, Any]) -> Any:
+    """Render a copier.yml value the way Copier does when it is a string."""
+    if not isinstance(text, str):
+        return text
+    return _jinja().from_string(text).render(**context)
+
+
+def _cast(question: dict[str, Any], value: Any) -> Any:
+    kind = question.get("type", "str")
+    if kind == "bool" and isinstance(value, str):
+        return value.strip().lower() in {"true", "yes", "y", "1", "on"}
+    return value
+
+
+def choices(name: str) -> list[Any]:
+    """Every value a structural question can take."""
+    question = questions()[name]
+    if question.get("type") == "bool":
+        return [True, False]
+    raw = question["choices"]
+    values = list(raw.values()) if isinstance(raw, dict) else list(raw)
+    return [v["value"] if isinstance(v, dict) else v for v in values]
+
+
+def is_asked(name: str, answers: dict[str, Any]) -> bool:
+    when = questions()[name].get("when", True)
+    rendered = render_expr(when, answers)
+    if isinstance(rendered, str):
+        return rendered.strip().lower() not in {"", "false", "no", "0", "none"}
+    return bool(rendered)
+
+
+def default(name: str, answers: dict[str, Any]) -> Any:
+    question = questions()[name]
+    return _cast(question, render_expr(question.get("default"), answers))
+
+
+def validation_error(name: str, answers: dict[str, Any]) -> str:
+    """The validator message of one question for these answers ('' if valid)."""
+    validator = questions()[name].get("validator")
+    return render_expr(validator, answers).strip() if validator else ""
+
+
+def complete(answers: dict[str, Any]) -> dict[str, Any]:
+    """Fill every unanswered question the way ``copier copy --defaults`` would."""
+    context = dict(answers)
+    for name in questions():
+        if name not in answers:
+            context[name] = default(name, context)
+    return context
+
+
+def errors(answers: dict[str, Any]) -> list[str]:
+    """Validator messages for a complete set of answers."""
+    return [msg for name in questions() if (msg := validation_error(name, answers))]
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One point of the matrix: the structural answers passed to Copier."""
+
+    data: tuple[tuple[str, Any], ...]
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    @property
+    def id(self) -> str:
+        parts = []
+        for key, value in self.data:
+            if isinstance(value, bool):
+                parts.append(f"{key}" if value else f"no-{key}")
+            else:
+                parts.append(f"{value}")
+        return "-".join(parts)
+
+
+def _enumerate() -> tuple[list[Combination], list[tuple[dict[str, Any], list[str]]]]:
+    valid: list[Combination] = []
+    rejected: list[tuple[dict[str, Any], list[str]]] = []
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    for values in itertools.product(*(choices(n) for n in STRUCTURAL)):
+        data = dict(zip(STRUCTURAL, values, strict=True))
+        # A question that is not asked takes its default, whatever we passed:
+        # drop it so each distinct combination is rendered exactly once.
+        context = complete({**REQUIRED_ANSWERS, **data})
+        key = tuple((n, data[n]) for n in STRUCTURAL if is_asked(n, context))
+        if key in seen:
+            continue
+        seen.add(key)
+        context = complete({**REQUIRED_ANSWERS, **dict(key)})
+        if problems := errors(context):
+            rejected.append((dict(key), problems))
+        else:
+            valid.append(Combination(key))
+    return valid, rejected
+
+
+@cache
+def combinations() -> tuple[Combination, ...]:
+    """Every valid combination of the structural questions."""
+    return tuple(_enumerate()[0])
+
+
+@cache
+def rejected_combinations() -> tuple[tuple[dict[str, Any], tuple[str, ...]], ...]:
+    """Structural combinations that copier.yml's validators refuse."""
+    return tuple((answers, tuple(msgs)) for answers, msgs in _enumerate()[1])
+
+
+@cache
+def template_copy() -> Path:
+    """A copy of the template outside git, so Copier renders it in place.
+
+    Rendering from the repository itself would make Copier clone it for every
+    combination; a plain directory is read directly.
+    """
+    dst = Path(tempfile.mkdtemp(prefix="crb-template-")) / "template"
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", ".*_cache", "node_modules"),
+    )
+    return dst
+
+
+def render(answers: dict[str, Any], dst: Path, *, src: Path | None = None) -> Path:
+    """Render the template in-process with these answers (defaults for the rest)."""
+    import copier
+
+    copier.run_copy(
+        str(src or template_copy()),
+        str(dst),
+        data={**REQUIRED_ANSWERS, **answers},
+        defaults=True,
+        quiet=True,
+        unsafe=False,
+        overwrite=True,
+    )
+    return dst
