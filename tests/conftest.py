@@ -1,0 +1,57 @@
+"""Shared fixtures: the whole matrix rendered once per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import linters
+import matrix
+
+# The linters live next to the interpreter running the tests; rendered
+# projects' hooks and actionlint's shellcheck integration look them up on PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@dataclass
+class RenderedMatrix:
+    """Every valid combination rendered: its tree, or the error Copier raised."""
+
+    trees: dict[str, Path]
+    errors: dict[str, str]
+
+    def tree(self, combo: matrix.Combination) -> Path:
+        if combo.id in self.errors:
+            pytest.fail(f"{combo.id} did not render: {self.errors[combo.id]}")
+        return self.trees[combo.id]
+
+
+@pytest.fixture(scope="session")
+def rendered_matrix(tmp_path_factory: pytest.TempPathFactory) -> RenderedMatrix:
+    root = tmp_path_factory.mktemp("matrix")
+    jobs = {combo.id: combo.answers for combo in matrix.combinations()}
+    results = matrix.render_all(jobs, root)
+    return RenderedMatrix(
+        trees={k: v for k, v in results.items() if isinstance(v, Path)},
+        errors={k: v for k, v in results.items() if isinstance(v, str)},
+    )
+
+
+@pytest.fixture(scope="session")
+def matrix_files(rendered_matrix: RenderedMatrix) -> list[linters.DistinctFile]:
+    return linters.distinct_files(rendered_matrix.trees)
+
+
+@pytest.fixture(scope="session")
+def matrix_lint(matrix_files: list[linters.DistinctFile]) -> dict[str, tuple[int, list[str]]]:
+    return linters.lint_all(matrix_files)
+
+
+def combination_params() -> list[pytest.param]:
+    return [pytest.param(c, id=c.id) for c in matrix.combinations()]

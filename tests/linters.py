@@ -1,0 +1,319 @@
+"""Lint rendered trees: every file by its ecosystem's own tool, each distinct file once.
+
+Most combinations share most files, so trees are first reduced to distinct
+files, keyed by relative path and content. Each linter then runs once over
+the files it selects (split in one batch per core), in a real subprocess
+with the same tool a generated repository's CI would use, and any finding
+fails. The linters are listed once, in LINTERS; `PLAIN_TEXT` names the few
+files no format-specific linter applies to, and a test checks that every
+rendered file is claimed by one or the other.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_CONFIG = ROOT / "tests" / "lint"
+RAILWAY_SCHEMA = ROOT.parent / "shared" / "railway" / "railway.schema.json"
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class DistinctFile:
+    """One distinct rendered file: where it is relative to its tree, and one copy of it."""
+
+    relpath: str
+    path: Path
+    combos: tuple[str, ...]
+
+
+def distinct_files(trees: dict[str, Path]) -> list[DistinctFile]:
+    """Reduce rendered trees to their distinct files (same path and same bytes)."""
+    seen: dict[tuple[str, str], tuple[Path, list[str]]] = {}
+    for name, tree in trees.items():
+        for path in sorted(tree.rglob("*")):
+            if not path.is_file():
+                continue
+            relpath = path.relative_to(tree).as_posix()
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+            entry = seen.setdefault((relpath, digest), (path, []))
+            entry[1].append(name)
+    return [DistinctFile(rel, path, tuple(combos)) for (rel, _), (path, combos) in seen.items()]
+
+
+# --------------------------------------------------------------- selection --
+def _name(relpath: str) -> str:
+    return PurePosixPath(relpath).name
+
+
+def _glob(*patterns: str) -> Callable[[str], bool]:
+    def matches(relpath: str) -> bool:
+        name = _name(relpath)
+        return any(
+            fnmatch.fnmatchcase(relpath, p) or ("/" not in p and fnmatch.fnmatchcase(name, p))
+            for p in patterns
+        )
+
+    return matches
+
+
+is_python = _glob("*.py")
+is_yaml = _glob("*.yml", "*.yaml")
+is_workflow = _glob(".github/workflows/*.yml", ".github/workflows/*.yaml")
+is_dependabot = _glob(".github/dependabot.yml")
+is_renovate = _glob("renovate.json", ".github/renovate.json")
+is_compose = _glob("compose.yaml", "compose.yml", "docker-compose.yml", "compose.*.yaml")
+is_dockerfile = _glob("Dockerfile", "*.Dockerfile", "Dockerfile.*")
+is_toml = _glob("*.toml", "uv.lock")
+is_taplo_toml = _glob("*.toml")
+is_json = _glob("*.json")
+is_railway_config = _glob("railway.json", "railway.toml")
+is_dotenv = _glob(".env.example", ".env.*.example")
+is_markdown = _glob("*.md")
+SHELL_SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da|k)?sh\b")
+
+
+def is_shell(relpath: str, path: Path | None = None) -> bool:
+    if _glob("*.sh", "*.bash")(relpath):
+        return True
+    if path is None or "." in _name(relpath):
+        return False
+    with path.open("rb") as fh:
+        return bool(SHELL_SHEBANG.match(fh.readline()))
+
+
+#: Files no format-specific linter exists for: they still get the
+#: whitespace check, and nothing else may go unlinted.
+PLAIN_TEXT = _glob(
+    ".gitignore",
+    ".dockerignore",
+    ".editorconfig",
+    ".python-version",
+    "py.typed",
+    "*.mako",
+    "*.ini",
+    "*.txt",
+    "*.lock.txt",
+    "LICENSE",
+)
+
+
+# ------------------------------------------------------------------ checks --
+def _run(argv: list[str], files: list[Path], env: dict[str, str] | None = None) -> list[str]:
+    """Run a linter over files; any output with a non-zero exit is a finding."""
+    proc = subprocess.run(
+        [*argv, *map(str, files)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})},
+        check=False,
+    )
+    if proc.returncode == 0:
+        return []
+    return [f"{argv[0]} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}".strip()]
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+def check_python_compiles(files: list[Path]) -> list[str]:
+    problems = []
+    for path in files:
+        try:
+            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            problems.append(f"{path}: {exc}")
+    return problems
+
+
+def check_toml_parses(files: list[Path]) -> list[str]:
+    problems = []
+    for path in files:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"{path}: {exc}")
+    return problems
+
+
+def check_json_parses(files: list[Path]) -> list[str]:
+    problems = []
+    for path in files:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}: {exc}")
+    return problems
+
+
+def check_railway_schema(files: list[Path]) -> list[str]:
+    """railway.json / railway.toml against the schema of Railway's config files."""
+    import jsonschema
+
+    schema = json.loads(RAILWAY_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    problems = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        problems += [
+            f"{path}: {'/'.join(map(str, e.path))}: {e.message}"
+            for e in validator.iter_errors(document)
+        ]
+    return problems
+
+
+def check_whitespace(files: list[Path]) -> list[str]:
+    """What template logic leaves behind: stray blank lines and trailing spaces."""
+    problems = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+        if not text.endswith("\n") or text.endswith("\n\n"):
+            problems.append(f"{where}: must end with exactly one newline")
+        if text.startswith("\n"):
+            problems.append(f"{where}: starts with a blank line")
+        allowed_blank = 2 if path.suffix == ".py" else 1
+        blank_run = 0
+        for number, line in enumerate(text.split("\n")[:-1], start=1):
+            if line != line.rstrip():
+                problems.append(f"{where}:{number}: trailing whitespace")
+            blank_run = blank_run + 1 if not line.strip() else 0
+            if blank_run > allowed_blank:
+                problems.append(
+                    f"{where}:{number}: more than {allowed_blank} blank line(s) in a row"
+                )
+            if "\t" in line and path.name != "Makefile":
+                problems.append(f"{where}:{number}: tab character")
+    return problems
+
+
+def check_yaml_parses(files: list[Path]) -> list[str]:
+    problems = []
+    for path in files:
+        try:
+            list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: {exc}")
+    return problems
+
+
+@dataclass(frozen=True)
+class Linter:
+    """One tool applied to one kind of file."""
+
+    name: str
+    selects: Callable[[str], bool]
+    argv: tuple[str, ...] = ()
+    check: Callable[[list[Path]], list[str]] | None = None
+
+    def run(self, files: list[Path]) -> list[str]:
+        if self.check is not None:
+            return self.check(files)
+        return _run([_tool(self.argv[0]), *self.argv[1:]], files)
+
+
+def _text_file(relpath: str) -> bool:
+    return True
+
+
+LINTERS: tuple[Linter, ...] = (
+    Linter("ruff-check", is_python, ("ruff", "check", "--no-cache", "--quiet")),
+    Linter("ruff-format", is_python, ("ruff", "format", "--check", "--no-cache", "--quiet")),
+    Linter("python-compile", is_python, check=check_python_compiles),
+    Linter(
+        "yamllint",
+        is_yaml,
+        ("yamllint", "--strict", "-f", "parsable", "-c", str(LINT_CONFIG / "yamllint.yml")),
+    ),
+    Linter("yaml-parse", is_yaml, check=check_yaml_parses),
+    Linter("actionlint", is_workflow, ("actionlint", "-no-color", "-oneline")),
+    Linter("zizmor", is_workflow, ("zizmor", "--offline", "--no-progress", "--format", "plain")),
+    Linter(
+        "workflow-schema",
+        is_workflow,
+        ("check-jsonschema", "--builtin-schema", "vendor.github-workflows", "--disable-cache"),
+    ),
+    Linter(
+        "dependabot-schema",
+        is_dependabot,
+        ("check-jsonschema", "--builtin-schema", "vendor.dependabot", "--disable-cache"),
+    ),
+    Linter(
+        "compose-schema",
+        is_compose,
+        ("check-jsonschema", "--builtin-schema", "vendor.compose-spec", "--disable-cache"),
+    ),
+    Linter("hadolint", is_dockerfile, ("hadolint", "--no-color", "--failure-threshold", "style")),
+    Linter("shellcheck", lambda rel: False, ("shellcheck", "--format", "gcc")),  # see shell_files
+    Linter("taplo-lint", is_taplo_toml, ("taplo", "lint", "--no-schema")),
+    Linter("taplo-format", is_taplo_toml, ("taplo", "fmt", "--check")),
+    Linter("toml-parse", is_toml, check=check_toml_parses),
+    Linter("json-parse", is_json, check=check_json_parses),
+    Linter("railway-schema", is_railway_config, check=check_railway_schema),
+    Linter("dotenv-linter", is_dotenv, ("dotenv-linter", "lint")),
+    Linter(
+        "markdown",
+        is_markdown,
+        ("pymarkdown", "--config", str(LINT_CONFIG / "pymarkdown.json"), "scan"),
+    ),
+    Linter("whitespace", _text_file, check=check_whitespace),
+)
+
+#: Linters that only confirm a file parses; they do not count as linting it.
+PARSE_ONLY = {"python-compile", "yaml-parse", "toml-parse", "json-parse", "whitespace"}
+
+
+def files_for(linter: Linter, files: Iterable[DistinctFile]) -> list[DistinctFile]:
+    if linter.name == "shellcheck":
+        return [f for f in files if is_shell(f.relpath, f.path)]
+    return [f for f in files if linter.selects(f.relpath)]
+
+
+def unlinted(files: Iterable[DistinctFile]) -> list[str]:
+    """Relative paths that no format-specific linter claims and that are not plain text."""
+    missing = set()
+    for f in files:
+        claimed = any(
+            linter.name not in PARSE_ONLY and files_for(linter, [f]) for linter in LINTERS
+        )
+        if not claimed and not PLAIN_TEXT(f.relpath):
+            missing.add(f.relpath)
+    return sorted(missing)
+
+
+def lint_all(
+    files: list[DistinctFile], *, jobs: int | None = None
+) -> dict[str, tuple[int, list[str]]]:
+    """Run every linter over the files it selects: {linter: (files linted, findings)}."""
+    jobs = jobs or len(os.sched_getaffinity(0))
+    work: list[tuple[Linter, list[Path]]] = []
+    counts: dict[str, int] = {}
+    for linter in LINTERS:
+        selected = [f.path for f in files_for(linter, files)]
+        counts[linter.name] = len(selected)
+        # Split big batches so both cores stay busy on slow linters.
+        size = max(1, -(-len(selected) // jobs))
+        work += [(linter, selected[i : i + size]) for i in range(0, len(selected), size)]
+    results: dict[str, list[str]] = {linter.name: [] for linter in LINTERS}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [(linter.name, pool.submit(linter.run, batch)) for linter, batch in work]
+        for name, future in futures:
+            results[name] += future.result()
+    return {name: (counts[name], results[name]) for name in results}

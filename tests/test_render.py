@@ -1,0 +1,246 @@
+"""Every valid combination renders, cleanly, with the files its answers promise."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import matrix
+import pytest
+import yaml
+from conftest import RenderedMatrix, combination_params
+
+Answers = dict[str, Any]
+
+# Jinja syntax left in a rendered file. GitHub expressions (${{ }}) and
+# Railway reference variables (${{Postgres.DATABASE_URL}}) are legitimate.
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|#\}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A file that exists exactly when ``when(answers)`` holds."""
+
+    option: str
+    path: str
+    when: Callable[[Answers], bool]
+    # Optional: a pattern that must be in the file exactly when ``contains_when`` holds.
+    pattern: str | None = None
+    contains_when: Callable[[Answers], bool] | None = None
+
+
+PY = "runtime == 'python'"
+
+
+def python(a: Answers) -> bool:
+    return a["runtime"] == "python"
+
+
+def has_db(a: Answers) -> bool:
+    return a["database"] != "none"
+
+
+#: The rule for each option: which files it adds or removes, and the content
+#: it must change. docs/options.md says the same in prose.
+RULES: tuple[Rule, ...] = (
+    # runtime
+    Rule("runtime", "pyproject.toml", python),
+    Rule("runtime", "uv.lock", python),
+    Rule("runtime", ".python-version", python),
+    Rule("runtime", "src/{package_name}/__init__.py", python),
+    Rule("runtime", "src/{package_name}/config.py", python),
+    Rule("runtime", "tests/conftest.py", python),
+    # python_version (not structural; every combination uses the default)
+    Rule(
+        "python_version",
+        ".python-version",
+        python,
+        pattern=r"^{python_version}\n",
+        contains_when=python,
+    ),
+    # database
+    Rule("database", "src/{package_name}/database.py", has_db),
+    Rule("database", "src/{package_name}/migrations/env.py", has_db),
+    Rule(
+        "database",
+        ".env.example",
+        lambda a: True,
+        pattern=r"(?m)^#? ?DATABASE_URL=",
+        contains_when=has_db,
+    ),
+    Rule(
+        "database",
+        "compose.yaml",
+        lambda a: True,
+        pattern=r"(?m)^  postgres:",
+        contains_when=lambda a: a["database"] == "postgres",
+    ),
+    Rule(
+        "database",
+        "pyproject.toml",
+        python,
+        pattern=r'"aiosqlite',
+        contains_when=lambda a: a["database"] == "sqlite",
+    ),
+    Rule(
+        "database",
+        "pyproject.toml",
+        python,
+        pattern=r'"asyncpg',
+        contains_when=lambda a: a["database"] == "postgres",
+    ),
+    # redis
+    Rule(
+        "redis",
+        ".env.example",
+        lambda a: True,
+        pattern=r"(?m)^#? ?REDIS_URL=",
+        contains_when=lambda a: a["redis"],
+    ),
+    Rule(
+        "redis",
+        "compose.yaml",
+        lambda a: True,
+        pattern=r"(?m)^  redis:",
+        contains_when=lambda a: a["redis"],
+    ),
+    Rule(
+        "redis",
+        "pyproject.toml",
+        python,
+        pattern=r'"redis[>=<~]',
+        contains_when=lambda a: a["redis"],
+    ),
+    # builder: Railway prefers a root Dockerfile whenever it finds one.
+    Rule("builder", "Dockerfile", lambda a: a["builder"] == "dockerfile"),
+    Rule("builder", "railpack.json", lambda a: a["builder"] == "railpack"),
+    Rule("builder", "nixpacks.toml", lambda a: a["builder"] == "nixpacks"),
+    Rule("builder", "compose.yaml", lambda a: True),
+    Rule("builder", ".dockerignore", lambda a: True),
+    # railway_config
+    Rule("railway_config", ".railway/railway.py", lambda a: a["railway_config"] == "iac"),
+    Rule("railway_config", "railway.json", lambda a: a["railway_config"] == "json"),
+    Rule("railway_config", "railway.toml", lambda a: a["railway_config"] == "toml"),
+    Rule(
+        "railway_config",
+        "DEPLOYMENT.md",
+        lambda a: True,
+        pattern=r"2026-12-01",
+        contains_when=lambda a: a["railway_config"] in ("json", "toml"),
+    ),
+    # deploy_mode
+    Rule("deploy_mode", ".github/workflows/deploy.yml", lambda a: a["deploy_mode"] == "actions"),
+    Rule("deploy_mode", ".github/workflows/ci.yml", lambda a: True),
+    Rule(
+        "deploy_mode",
+        "DEPLOYMENT.md",
+        lambda a: True,
+        pattern=r"Wait for CI",
+        contains_when=lambda a: a["deploy_mode"] == "autodeploy",
+    ),
+    # staging
+    Rule(
+        "staging",
+        ".github/workflows/ci.yml",
+        lambda a: True,
+        pattern=r"\bdevelop\b",
+        contains_when=lambda a: a["staging"],
+    ),
+    Rule(
+        "staging",
+        "DEPLOYMENT.md",
+        lambda a: True,
+        pattern=r"(?i)\bstaging\b",
+        contains_when=lambda a: a["staging"],
+    ),
+    # backups
+    Rule("backups", ".github/workflows/backup.yml", lambda a: a["backups"]),
+    Rule("backups", "scripts/backup.sh", lambda a: a["backups"]),
+    Rule("backups", "scripts/restore.sh", lambda a: a["backups"]),
+    # always
+    Rule("project", "README.md", lambda a: True),
+    Rule("project", "CHANGELOG.md", lambda a: True),
+    Rule("project", "DEPLOYMENT.md", lambda a: True),
+    Rule("project", ".env.example", lambda a: True),
+    Rule("project", ".gitignore", lambda a: True),
+    Rule("project", ".github/dependabot.yml", lambda a: True),
+)
+
+
+def _full_answers(combo: matrix.Combination) -> Answers:
+    return matrix.complete({**matrix.REQUIRED_ANSWERS, **combo.answers})
+
+
+def test_every_structural_question_has_a_manifest_rule() -> None:
+    """A new option must say which files it changes before it can ship."""
+    covered = {rule.option for rule in RULES}
+    assert set(matrix.STRUCTURAL) <= covered, set(matrix.STRUCTURAL) - covered
+
+
+def test_matrix_is_the_full_product() -> None:
+    """The matrix is the product of every structural choice, less what copier.yml refuses."""
+    product = 1
+    for name in matrix.STRUCTURAL:
+        product *= len(matrix.choices(name))
+    combos = matrix.combinations()
+    assert len({c.id for c in combos}) == len(combos), "a combination is rendered twice"
+    # backups is not asked without a database: those combinations collapse.
+    assert len(combos) + len(matrix.rejected_combinations()) < product
+    asked = {name for combo in combos for name, _ in combo.data}
+    assert asked == set(matrix.STRUCTURAL)
+    for name in matrix.STRUCTURAL:
+        seen = {dict(c.data).get(name) for c in combos} - {None}
+        assert seen == set(matrix.choices(name)), f"{name}: {seen}"
+
+
+def test_every_combination_rendered(rendered_matrix: RenderedMatrix) -> None:
+    assert not rendered_matrix.errors, "\n".join(
+        f"{k}: {v}" for k, v in sorted(rendered_matrix.errors.items())
+    )
+    assert len(rendered_matrix.trees) == len(matrix.combinations())
+
+
+@pytest.mark.parametrize("combo", combination_params())
+def test_combination(combo: matrix.Combination, rendered_matrix: RenderedMatrix) -> None:
+    tree = rendered_matrix.tree(combo)
+    answers = _full_answers(combo)
+    problems: list[str] = []
+
+    files = [p for p in tree.rglob("*") if p.is_file()]
+    for path in files:
+        rel = path.relative_to(tree).as_posix()
+        if rel.endswith(".jinja") or "{{" in rel or "{%" in rel:
+            problems.append(f"{rel}: template file name left in the output")
+        if path.stat().st_size == 0 and path.name != "py.typed":
+            problems.append(f"{rel}: empty file")
+        text = path.read_text(encoding="utf-8")
+        if match := LEFTOVER.search(text):
+            line = text.count("\n", 0, match.start()) + 1
+            problems.append(f"{rel}:{line}: Jinja syntax left in the output: {match.group()}")
+    for directory in (p for p in tree.rglob("*") if p.is_dir()):
+        if not any(directory.iterdir()):
+            problems.append(f"{directory.relative_to(tree)}: empty directory")
+
+    recorded = yaml.safe_load((tree / ".copier-answers.yml").read_text(encoding="utf-8"))
+    for name, value in combo.answers.items():
+        if recorded.get(name) != value:
+            problems.append(
+                f".copier-answers.yml: {name}={recorded.get(name)!r}, expected {value!r}"
+            )
+
+    for rule in RULES:
+        rel = rule.path.format(**answers)
+        exists = (tree / rel).is_file()
+        if exists != rule.when(answers):
+            state = "present" if exists else "missing"
+            problems.append(f"[{rule.option}] {rel} is {state}")
+        if exists and rule.pattern and rule.contains_when:
+            text = (tree / rel).read_text(encoding="utf-8")
+            found = re.search(rule.pattern.format(**answers), text) is not None
+            if found != rule.contains_when(answers):
+                verb = "contains" if found else "lacks"
+                problems.append(f"[{rule.option}] {rel} {verb} {rule.pattern!r}")
+
+    assert not problems, "\n".join(problems)
