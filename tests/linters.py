@@ -185,6 +185,8 @@ def check_whitespace(files: list[Path]) -> list[str]:
     for path in files:
         text = path.read_text(encoding="utf-8")
         where = str(path)
+        if not text:
+            continue  # marker files such as py.typed are empty by design
         if not text.endswith("\n") or text.endswith("\n\n"):
             problems.append(f"{where}: must end with exactly one newline")
         if text.startswith("\n"):
