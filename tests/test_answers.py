@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import copier
-import linters
-import matrix
 import pytest
 import yaml
+
+import linters
+import matrix
 
 # (answers, a fragment the error message must contain)
 INVALID: list[tuple[dict[str, Any], str]] = [

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import linters
 import pytest
+
+import linters
 
 LINTER_NAMES = [linter.name for linter in linters.LINTERS]
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import matrix
 import pytest
 import yaml
+
+import matrix
 from conftest import RenderedMatrix, combination_params
 
 Answers = dict[str, Any]
