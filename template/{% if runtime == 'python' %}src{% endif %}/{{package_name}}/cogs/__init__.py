@@ -1,0 +1,1 @@
+"""Slash commands, one cog per module; bot.EXTENSIONS lists them."""

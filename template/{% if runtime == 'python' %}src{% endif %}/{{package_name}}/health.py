@@ -1,0 +1,132 @@
+"""The HTTP health server on $PORT, run in the bot's own event loop.
+
+Railway polls GET /health during a deploy and makes the new instance live
+only once it answers 200, so /health answers from the first second, also
+while the instance is a standby waiting for the redeploy lock. GET /ready
+says whether this instance is connected to Discord right now.
+
+Responses are built from live state only: no setting, URL or token ever
+appears in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .bot import Bot
+
+log = logging.getLogger(__name__)
+
+#: A dependency check: True when the service answers.
+Check = Callable[[], Awaitable[bool]]
+
+#: A dependency that does not answer within this time counts as down.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process, read without extra dependencies."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # No /proc (macOS): the peak instead of the current value, in KiB on
+    # Linux but bytes on macOS, which is the only place this branch runs.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def _run_check(check: Check) -> bool:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+    except Exception:  # any failure means "down"; the reason is logged
+        log.warning("Health check failed", exc_info=True)
+        return False
+
+
+class HealthServer:
+    """Serves /health and /ready for one bot."""
+
+    def __init__(self, bot: Bot, *, checks: Mapping[str, Check], version: str) -> None:
+        self._bot = bot
+        self._checks = dict(checks)
+        self._version = version
+        self._started = time.monotonic()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/ready", self._ready)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        # No access log: Railway polls often, and the log is for the bot.
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("Health server listening on port %d", self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def gateway_state(self) -> str:
+        bot = self._bot
+        if bot.is_ready() and not bot.is_closed():
+            return "connected"
+        if bot.active and not bot.is_closed():
+            return "connecting"
+        return "disconnected"
+
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        """The /health status code and body."""
+        names = list(self._checks)
+        results = await asyncio.gather(*(_run_check(self._checks[n]) for n in names))
+        services = {name: "ok" if ok else "down" for name, ok in zip(names, results, strict=True)}
+        healthy = all(results)
+        connected = self.gateway_state() == "connected"
+        latency = self._bot.latency if connected else None
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "role": "active" if self._bot.active else "standby",
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
+            "timestamp": datetime.now(UTC).isoformat(),
+            "version": self._version,
+            "gateway": {
+                "state": self.gateway_state(),
+                # discord.py reports inf until the first heartbeat is answered.
+                "latency_ms": round(latency * 1000, 1)
+                if latency is not None and latency != float("inf")
+                else None,
+                "guilds": len(self._bot.guilds) if connected else 0,
+            },
+            **services,
+            "rss_bytes": rss_bytes(),
+        }
+        # A standby is healthy: Railway must make it live so the old instance
+        # is stopped and the lock handed over.
+        return (200 if healthy else 503), body
+
+    async def _health(self, request: web.Request) -> web.Response:
+        status, body = await self.report()
+        return web.json_response(body, status=status)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        connected = self.gateway_state() == "connected"
+        return web.json_response({"ready": connected}, status=200 if connected else 503)
