@@ -1,0 +1,153 @@
+"""`.env.example` names exactly the variables the bot's Settings class reads.
+
+The variables are not listed here: they are read from the rendered
+``config.py`` with ``ast`` (each field of ``class Settings`` is read from its
+name upper-cased, or from an explicit ``alias``/``validation_alias`` string,
+after ``env_prefix``), so a field added to the bot without a line in
+``.env.example`` (or the reverse) fails.
+
+Convention of ``.env.example`` (stated at its top): ``NAME=value`` lines are
+needed locally, ``# NAME=value`` lines are optional or set by Railway; both
+count as "listed". Only ``database`` and ``redis`` change which variables
+exist, so every combination must render one of the files tested per
+(database, redis) pair.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import matrix
+import pytest
+
+BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+ASSIGNED = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+COMMENTED = re.compile(r"^#\s?([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def config_py(tree: Path) -> Path:
+    found = list((tree / "src").glob("*/config.py"))
+    assert len(found) == 1, f"expected one src/<package>/config.py in {tree}, found {found}"
+    return found[0]
+
+
+def _literal_kwargs(call: ast.Call) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kw in call.keywords:
+        if kw.arg is not None:
+            try:
+                out[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                out[kw.arg] = None
+    return out
+
+
+def settings_env_names(config: Path) -> set[str]:
+    """The environment variable names ``class Settings`` in ``config`` reads."""
+    module = ast.parse(config.read_text(encoding="utf-8"))
+    classes = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
+    assert len(classes) == 1, f"no single `class Settings` in {config}"
+    prefix = ""
+    names: set[str] = set()
+    for node in classes[0].body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "model_config" for t in targets):
+                if isinstance(node.value, ast.Call):
+                    prefix = str(_literal_kwargs(node.value).get("env_prefix") or "")
+                continue
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        field = node.target.id
+        if field.startswith("_") or "ClassVar" in ast.unparse(node.annotation):
+            continue
+        alias = None
+        if isinstance(node.value, ast.Call) and ast.unparse(node.value.func).endswith("Field"):
+            kwargs = _literal_kwargs(node.value)
+            alias = kwargs.get("validation_alias") or kwargs.get("alias")
+            assert alias is None or isinstance(alias, str), (
+                f"{config}: {field} has a non-string alias; teach this test to read it"
+            )
+        names.add(alias if isinstance(alias, str) else f"{prefix}{field}".upper())
+    return names
+
+
+def env_example_names(path: Path) -> tuple[set[str], set[str]]:
+    """(names set on a NAME= line, names shown as "# NAME=" lines)."""
+    assigned, commented = set(), set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if m := ASSIGNED.match(line):
+            assigned.add(m.group(1))
+        elif m := COMMENTED.match(line):
+            commented.add(m.group(1))
+    return assigned, commented
+
+
+def _pairs(rendered_matrix) -> dict[tuple[str, bool], list[Path]]:
+    groups: dict[tuple[str, bool], list[Path]] = defaultdict(list)
+    for combo in matrix.combinations():
+        a = combo.answers
+        groups[(a["database"], a["redis"])].append(rendered_matrix.tree(combo))
+    return groups
+
+
+PAIRS = sorted({(c.answers["database"], c.answers["redis"]) for c in matrix.combinations()})
+
+
+def test_every_combination_renders_its_pairs_file(rendered_matrix):
+    """Nothing but (database, redis) changes .env.example or config.py."""
+    for pair, trees in _pairs(rendered_matrix).items():
+        envs = {(t / ".env.example").read_text(encoding="utf-8") for t in trees}
+        configs = {config_py(t).read_text(encoding="utf-8") for t in trees}
+        assert len(envs) == 1, f"{pair}: {len(envs)} different .env.example files"
+        assert len(configs) == 1, f"{pair}: {len(configs)} different config.py files"
+
+
+@pytest.mark.parametrize(("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS])
+def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis):
+    tree = _pairs(rendered_matrix)[(database, redis)][0]
+    expected = settings_env_names(config_py(tree))
+    assigned, commented = env_example_names(tree / ".env.example")
+    assert not assigned & commented, f"listed twice: {sorted(assigned & commented)}"
+    listed = assigned | commented
+    assert listed == expected, (
+        f"missing from .env.example: {sorted(expected - listed)}; "
+        f"not read by Settings: {sorted(listed - expected)}"
+    )
+    # Sanity of the parser itself: these exist in every bot.
+    assert {"DISCORD_TOKEN", "PORT", "LOG_LEVEL"} <= expected
+    assert ("DATABASE_URL" in expected) == (database != "none")
+    assert ("REDIS_URL" in expected) == redis
+
+
+@pytest.mark.parametrize(("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS])
+def test_env_example_holds_no_secret_and_lints(rendered_matrix, database, redis):
+    tree = _pairs(rendered_matrix)[(database, redis)][0]
+    path = tree / ".env.example"
+    text = path.read_text(encoding="utf-8")
+    values = dict(ASSIGNED.match(line).groups() for line in text.splitlines() if ASSIGNED.match(line))
+    # The token is a blank to fill in; database URLs only point at compose's
+    # local-only services.
+    assert values.get("DISCORD_TOKEN") == ""
+    for name, value in values.items():
+        if value:
+            assert re.search(r"@(localhost|127\.0\.0\.1)[:/]|//(localhost|127\.0\.0\.1)[:/]", value), (
+                f"{name}={value} does not point at a local service"
+            )
+    # Each variable is documented: a comment right above it (or above its group).
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if ASSIGNED.match(line) or COMMENTED.match(line):
+            assert i > 0 and lines[i - 1].startswith("#"), f"{line!r} has no comment above it"
+    # SECRET is spelled out for the variables that hold credentials.
+    for secret in {"DISCORD_TOKEN", "DATABASE_URL"} & set(values):
+        block = "\n".join(lines[max(0, lines.index(f"{secret}={values[secret]}") - 4) :])
+        assert "SECRET" in block.split(f"{secret}=")[0], f"{secret} is not marked SECRET"
+    result = subprocess.run(
+        [str(BIN / "dotenv-linter"), "lint", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
