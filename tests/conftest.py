@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +35,15 @@ class RenderedMatrix:
 
 
 @pytest.fixture(scope="session")
-def rendered_matrix(tmp_path_factory: pytest.TempPathFactory) -> RenderedMatrix:
-    root = tmp_path_factory.mktemp("matrix")
+def rendered_matrix() -> Iterator[RenderedMatrix]:
+    root = matrix.scratch_dir("crb-matrix-")
     jobs = {combo.id: combo.answers for combo in matrix.combinations()}
     results = matrix.render_all(jobs, root)
-    return RenderedMatrix(
+    yield RenderedMatrix(
         trees={k: v for k, v in results.items() if isinstance(v, Path)},
         errors={k: v for k, v in results.items() if isinstance(v, str)},
     )
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LINT_CONFIG = ROOT / "tests" / "lint"
 RAILWAY_SCHEMA = ROOT.parent / "shared" / "railway" / "railway.schema.json"
 BIN = Path(sys.executable).parent
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def check_yaml_parses(files: list[Path]) -> list[str]:
     problems = []
     for path in files:
         try:
-            list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader))
         except yaml.YAMLError as exc:
             problems.append(f"{path}: {exc}")
     return problems
