@@ -272,9 +272,7 @@ LINTERS: tuple[Linter, ...] = (
     Linter("railway-schema", is_railway_config, check=check_railway_schema),
     Linter("dotenv-linter", is_dotenv, ("dotenv-linter", "lint")),
     Linter(
-        "markdown",
-        is_markdown,
-        ("pymarkdown", "--config", str(LINT_CONFIG / "pymarkdown.json"), "scan"),
+        "markdown", is_markdown, ("rumdl", "check", "--config", str(LINT_CONFIG / "rumdl.toml"))
     ),
     Linter("whitespace", _text_file, check=check_whitespace),
 )
