@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_CONFIG = ROOT / "tests" / "lint"
-RAILWAY_SCHEMA = ROOT.parent / "shared" / "railway" / "railway.schema.json"
+RAILWAY_SCHEMA = ROOT / "tests" / "data" / "railway" / "railway.schema.json"
 BIN = Path(sys.executable).parent
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
