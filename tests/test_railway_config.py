@@ -1,0 +1,484 @@
+"""The Railway service settings, in whichever form a combination carries them.
+
+- The file manifest other tests rely on (which config/build files exist).
+- One source of truth: combinations that differ only in railway_config must
+  carry the same build/deploy settings in railway.json, railway.toml, the
+  graph of .railway/railway.py and the DEPLOYMENT.md table; and each
+  combination's DEPLOYMENT.md tables must match its own file.
+- The settings a gateway bot needs (FACTS.md section 2), checked on values,
+  and validated against the reconstructed railway.schema.json.
+- .railway/railway.py is imported with the real railway-sdk and evaluated,
+  in-process and through the Railway CLI's own six-step inline script in a
+  `python -c` subprocess (IAC.md sections 1 and 7), for every environment;
+  the graph is checked for what the CLI would reject or delete.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from collections import defaultdict
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import matrix
+import pytest
+from test_env_example import config_py, settings_env_names
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "railway"
+SCHEMA = json.loads((SHARED / "railway.schema.json").read_text(encoding="utf-8"))
+BUILDERS = {"dockerfile": "DOCKERFILE", "railpack": "RAILPACK", "nixpacks": "NIXPACKS"}
+DEADLINE = "2026-12-01"
+
+# The CLI's evaluation of a .py file (IAC.md section 1, steps 1-6), as one
+# `python3 -c` script taking the file's path; run from the project root.
+CLI_EVAL = """\
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("railway_iac_user", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+partial = getattr(module, "PARTIAL", getattr(module, "Partial", getattr(module, "partial", None)))
+candidate = getattr(module, "main", getattr(module, "Railway", getattr(module, "default", None)))
+project = candidate() if callable(candidate) else candidate
+if hasattr(project, "to_graph"):
+    project = project.to_graph()
+print(json.dumps({"partial": partial, "project": project}, default=str))
+"""
+PARTIAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
+COMBOS = matrix.combinations()
+
+
+def ids(combos):
+    return [c.id for c in combos]
+
+
+def package(combo: matrix.Combination) -> str:
+    return matrix.complete({**matrix.REQUIRED_ANSWERS, **combo.answers})["package_name"]
+
+
+def environments(combo: matrix.Combination) -> list[str]:
+    return ["production", "staging"] if combo.answers["staging"] else ["production"]
+
+
+# ------------------------------------------------------------- extraction --
+def display(value: object) -> str:
+    """A value as the DEPLOYMENT.md table shows it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    return str(value)
+
+
+TABLE_ROW = re.compile(r"^\| `(build|deploy)\.(\w+)` \| `([^`]*)` \|")
+VARIABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \| (.*)$")
+
+
+def doc_settings(tree: Path) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {"build": {}, "deploy": {}}
+    for line in (tree / "DEPLOYMENT.md").read_text(encoding="utf-8").splitlines():
+        if m := TABLE_ROW.match(line):
+            out[m.group(1)][m.group(2)] = m.group(3)
+    return out
+
+
+def doc_variables(tree: Path, envs: list[str]) -> dict[str, dict[str, str]]:
+    """Variable -> environment -> cell text (without backticks), from the variables table."""
+    text = (tree / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    section = text.split("## Service variables", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for line in section.splitlines():
+        if m := VARIABLE_ROW.match(line):
+            cells = [c.strip().strip("`") for c in m.group(2).split(" | ")]
+            out[m.group(1)] = dict(zip(envs, cells, strict=False))
+    return out
+
+
+def load_module(path: Path):
+    name = "railway_iac_" + hashlib.blake2b(str(path).encode(), digest_size=8).hexdigest()
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def service_node(graph: dict, slug: str) -> dict:
+    nodes = [r for r in graph["resources"] if r["address"] == f"service.{slug}"]
+    assert len(nodes) == 1, (
+        f"no single service.{slug} in {[r['address'] for r in graph['resources']]}"
+    )
+    return nodes[0]
+
+
+def iac_graph(tree: Path, env: str) -> dict:
+    from railway_sdk import create_railway_context
+
+    module = load_module(tree / ".railway" / "railway.py")
+    return module.main(create_railway_context(environment=env)).to_graph()
+
+
+def carried_settings(combo: matrix.Combination, tree: Path) -> dict | None:
+    """build/deploy of the file this combination carries (None: railway_config=none)."""
+    kind = combo.answers["railway_config"]
+    if kind == "json":
+        data = json.loads((tree / "railway.json").read_text(encoding="utf-8"))
+    elif kind == "toml":
+        data = tomllib.loads((tree / "railway.toml").read_text(encoding="utf-8"))
+    elif kind == "iac":
+        data = service_node(iac_graph(tree, "production"), slug_of(tree))
+    else:
+        return None
+    return {"build": data["build"], "deploy": data["deploy"]}
+
+
+def slug_of(tree: Path) -> str:
+    answers = (tree / ".copier-answers.yml").read_text(encoding="utf-8")
+    return re.search(r"^project_slug: (.+)$", answers, re.M).group(1).strip("'\"")
+
+
+# --------------------------------------------------------------- manifest --
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_file_manifest(rendered_matrix, combo):
+    tree = rendered_matrix.tree(combo)
+    a = combo.answers
+    expected = {
+        "Dockerfile": a["builder"] == "dockerfile",
+        "docker/Dockerfile": a["builder"] != "dockerfile",
+        "railpack.json": a["builder"] == "railpack",
+        "nixpacks.toml": a["builder"] == "nixpacks",
+        ".railway/railway.py": a["railway_config"] == "iac",
+        "railway.json": a["railway_config"] == "json",
+        "railway.toml": a["railway_config"] == "toml",
+        "compose.yaml": True,
+        ".dockerignore": True,
+        ".env.example": True,
+        "DEPLOYMENT.md": True,
+    }
+    actual = {path: (tree / path).is_file() for path in expected}
+    assert actual == expected
+    # Railway reads at most one config file per service, and .railway/ holds
+    # nothing else (the CLI refuses more than one railway.{ts,py,go}).
+    assert not (tree / ".railway").exists() or sorted(os.listdir(tree / ".railway")) == [
+        "railway.py"
+    ]
+
+
+# ----------------------------------------------------- settings invariants --
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_settings_fit_a_gateway_bot(rendered_matrix, combo):
+    tree = rendered_matrix.tree(combo)
+    a = combo.answers
+    settings = carried_settings(combo, tree)
+    if settings is None:  # the dashboard table is the only carrier
+        settings = doc_settings(tree)
+        coerce = str
+    else:
+        coerce = display
+        # Only keys Railway knows, with values of the right types.
+        jsonschema.validate({"$schema": "x", **settings}, SCHEMA)
+    build, deploy = settings["build"], settings["deploy"]
+    pkg = package(combo)
+
+    assert build["builder"] == BUILDERS[a["builder"]]
+    assert ("dockerfilePath" in build) == (a["builder"] == "dockerfile")
+    if a["builder"] == "dockerfile":
+        assert build["dockerfilePath"] == "Dockerfile"
+
+    argv = shlex.split(coerce(deploy["startCommand"]))
+    if a["database"] == "sqlite":
+        # Pre-deploy has no volume: migrate, then exec so Python becomes PID 1.
+        assert argv[:2] == ["sh", "-c"] and len(argv) == 3
+        assert argv[2] == f"python -m {pkg} migrate && exec python -m {pkg}"
+    else:
+        assert argv == ["python", "-m", pkg]
+    if a["database"] == "postgres":
+        assert coerce(deploy["preDeployCommand"]) == display([f"python -m {pkg} migrate"])
+    else:
+        assert "preDeployCommand" not in deploy
+
+    assert coerce(deploy["healthcheckPath"]) == "/health"
+    assert 30 <= int(deploy["healthcheckTimeout"]) <= 300
+    assert coerce(deploy["restartPolicyType"]) == "ON_FAILURE"
+    assert 1 <= int(deploy["restartPolicyMaxRetries"]) <= 10
+    # The bot shuts down within 10 s of SIGTERM; FACTS.md: 10-30.
+    assert 10 < int(deploy["drainingSeconds"]) <= 30
+    assert int(deploy["overlapSeconds"]) == 0
+    assert coerce(deploy["sleepApplication"]) in ("false", False)
+    for forbidden in ("cronSchedule", "numReplicas", "multiRegionConfig", "region"):
+        assert forbidden not in deploy
+
+
+# ------------------------------------------------------ one source of truth --
+def _group_key(combo: matrix.Combination) -> tuple:
+    return tuple((k, v) for k, v in combo.data if k != "railway_config")
+
+
+@pytest.fixture(scope="module")
+def carried_by_combo(rendered_matrix):
+    return {combo.id: carried_settings(combo, rendered_matrix.tree(combo)) for combo in COMBOS}
+
+
+def test_forms_agree_across_railway_config(carried_by_combo):
+    """json, toml and IaC carry identical settings for otherwise equal answers."""
+    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for combo in COMBOS:
+        if (settings := carried_by_combo[combo.id]) is not None:
+            groups[_group_key(combo)][combo.answers["railway_config"]] = settings
+    compared = 0
+    for key, forms in groups.items():
+        reference_form, reference = next(iter(forms.items()))
+        for form, settings in forms.items():
+            assert settings == reference, f"{dict(key)}: {form} differs from {reference_form}"
+        compared += len(forms) > 1
+    assert compared, "no group had two forms to compare"
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_runbook_table_matches_the_file(rendered_matrix, carried_by_combo, combo):
+    tree = rendered_matrix.tree(combo)
+    table = doc_settings(tree)
+    settings = carried_by_combo[combo.id]
+    if settings is None:
+        # railway_config=none: compare with the json form of the same answers.
+        twin = next(
+            (
+                c
+                for c in COMBOS
+                if _group_key(c) == _group_key(combo) and c.answers["railway_config"] == "json"
+            ),
+            None,
+        )
+        assert twin is not None
+        settings = carried_by_combo[twin.id]
+    assert table == {
+        section: {k: display(v) for k, v in settings[section].items()}
+        for section in ("build", "deploy")
+    }
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_runbook_variables_are_the_bots(rendered_matrix, combo):
+    """Every service variable is one the bot reads (or a Railway platform variable)."""
+    tree = rendered_matrix.tree(combo)
+    envs = environments(combo)
+    variables = doc_variables(tree, envs)
+    read = settings_env_names(config_py(tree))
+    platform = {"RAILWAY_RUN_UID"}  # read by Railway, not by the bot
+    assert set(variables) - platform <= read
+    assert "DISCORD_TOKEN" in variables and "PORT" not in variables
+    assert ("DATABASE_URL" in variables) == (combo.answers["database"] == "postgres")
+    assert ("REDIS_URL" in variables) == combo.answers["redis"]
+    assert ("RAILWAY_RUN_UID" in variables) == (
+        combo.answers["database"] == "sqlite" and combo.answers["builder"] == "dockerfile"
+    )
+    if combo.answers["database"] == "postgres":
+        assert set(variables["DATABASE_URL"].values()) == {"${{Postgres.DATABASE_URL}}"}
+    if combo.answers["redis"]:
+        assert set(variables["REDIS_URL"].values()) == {"${{Redis.REDIS_URL}}"}
+    if combo.answers["railway_config"] == "iac":
+        for env in envs:
+            node = service_node(iac_graph(tree, env), slug_of(tree))
+            assert set(node["variables"]) == set(variables)
+            for name, var in node["variables"].items():
+                cell = variables[name][env]
+                if var["type"] == "literal":
+                    assert cell == var["value"], name
+                elif var["type"] == "reference":
+                    service = var["resource"].split(".", 1)[1]
+                    assert cell == f"${{{{{service}.{var['output']}}}}}", name
+                else:
+                    assert var["type"] == "preserve" and "secret" in cell, name
+
+
+# ------------------------------------------------------------------- IaC --
+IAC = [c for c in COMBOS if c.answers["railway_config"] == "iac"]
+
+
+@cache
+def _cli_eval(path: str, cwd: str, env_name: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "IAC_ENVIRONMENT"}
+    if env_name is not None:
+        env["IAC_ENVIRONMENT"] = env_name
+    return subprocess.run(
+        [sys.executable, "-c", CLI_EVAL, path],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def cli_eval(tree: Path, env_name: str | None) -> subprocess.CompletedProcess:
+    # Files with the same bytes evaluate the same: run each distinct file once.
+    path = tree / ".railway" / "railway.py"
+    digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    first = _first_path.setdefault(digest, (str(path), str(tree)))
+    return _cli_eval(*first, env_name)
+
+
+_first_path: dict[str, tuple[str, str]] = {}
+
+
+def _check_graph(graph: dict, combo: matrix.Combination, tree: Path, env: str) -> None:
+    a = combo.answers
+    slug = slug_of(tree)
+    by_address = {r["address"]: r for r in graph["resources"]}
+    assert len(by_address) == len(graph["resources"]), "duplicate addresses"
+    expected = {f"service.{slug}"}
+    if a["database"] == "postgres":
+        expected.add("database.Postgres")
+    if a["redis"]:
+        expected.add("database.Redis")
+    if a["database"] == "sqlite":
+        expected.add(f"volume.{slug}-data")
+    assert set(by_address) == expected
+    node = by_address[f"service.{slug}"]
+
+    if a["deploy_mode"] == "autodeploy":
+        branch = {"production": "main", "staging": "develop"}[env]
+        assert node["source"] == {
+            "type": "github",
+            "repo": matrix.REQUIRED_ANSWERS["github_repository"],
+            "branch": branch,
+            "checkSuites": True,
+        }
+    else:
+        # GitHub Actions deploys with `railway up`: a connected repository
+        # would deploy every push a second time, untested.
+        assert "source" not in node and node["kind"] == "empty"
+
+    variables = node["variables"]
+    assert variables["DISCORD_TOKEN"] == {"type": "preserve"}
+    for name, var in variables.items():
+        assert var["type"] in {"literal", "reference", "preserve"}, (name, var)
+        if var["type"] == "literal":
+            assert isinstance(var["value"], str), name
+        if var["type"] == "reference":
+            # The CLI rejects an edge to an undeclared resource.
+            assert var["resource"] in by_address, name
+    assert variables["LOG_LEVEL"]["value"] == ("DEBUG" if env == "staging" else "INFO")
+    read = settings_env_names(config_py(tree))
+    assert set(variables) - {"RAILWAY_RUN_UID"} <= read
+
+    attachments = node.get("volumeAttachments", {})
+    if a["database"] == "sqlite":
+        assert list(attachments.values()) == [
+            {"volume": f"volume.{slug}-data", "mountPath": "/data", "volumeConfig": {}}
+        ]
+    else:
+        assert not attachments
+
+
+@pytest.mark.parametrize("combo", IAC, ids=ids(IAC))
+def test_iac_module_follows_the_cli_rules(rendered_matrix, combo):
+    tree = rendered_matrix.tree(combo)
+    module = load_module(tree / ".railway" / "railway.py")
+    # The CLI finds the function by this name only and calls it bare.
+    assert callable(module.main)
+    assert module.main.__name__ == "main"
+    assert PARTIAL_NAME.match(module.PARTIAL) and module.PARTIAL == slug_of(tree)
+    # Names the CLI would take for the partial or the entry point.
+    for name in ("partial", "Partial", "Railway", "default"):
+        assert not hasattr(module, name), name
+    source = (tree / ".railway" / "railway.py").read_text(encoding="utf-8")
+    assert "@define_railway\ndef main(ctx" in source
+    assert "print(" not in source
+    assert "from railway_sdk import" in source
+    from railway_sdk import create_railway_context
+
+    for env in environments(combo):
+        graph = module.main(create_railway_context(environment=env)).to_graph()
+        _check_graph(graph, combo, tree, env)
+        if combo.answers["staging"]:
+            # A plain mapping as context, as the old runner sent it.
+            assert module.main({"environmentName": env}).to_graph() == graph
+
+
+@pytest.mark.parametrize("combo", IAC, ids=ids(IAC))
+def test_iac_evaluates_like_the_railway_cli(rendered_matrix, combo):
+    tree = rendered_matrix.tree(combo)
+    for env in environments(combo):
+        result = cli_eval(tree, env)
+        assert result.returncode == 0, result.stderr
+        payload = json.loads(result.stdout)  # all of stdout is one JSON document
+        assert payload["partial"] == slug_of(tree)
+        assert isinstance(payload["project"], dict)
+        assert isinstance(payload["project"].get("resources"), list)
+        assert payload["project"]["resources"], "an empty project plans the deletion of everything"
+        in_process = json.loads(json.dumps(iac_graph(tree, env), default=str))
+        assert payload["project"] == in_process
+        _check_graph(copy.deepcopy(payload["project"]), combo, tree, env)
+    unset = cli_eval(tree, None)
+    if combo.answers["staging"]:
+        # No environment named: refuse, never guess production.
+        assert unset.returncode != 0 and "IAC_ENVIRONMENT" in unset.stderr
+        assert unset.stdout == ""
+    else:
+        # One fixed configuration: the CLI's bare call is all it needs.
+        assert unset.returncode == 0, unset.stderr
+        assert (
+            json.loads(unset.stdout)["project"]
+            == json.loads(cli_eval(tree, "production").stdout)["project"]
+        )
+
+
+# --------------------------------------------------- builders and legacy --
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_builder_files_agree(rendered_matrix, carried_by_combo, combo):
+    tree = rendered_matrix.tree(combo)
+    a = combo.answers
+    settings = carried_by_combo[combo.id]
+    start = (
+        doc_settings(tree)["deploy"]["startCommand"]
+        if settings is None
+        else settings["deploy"]["startCommand"]
+    )
+    python = matrix.complete({**matrix.REQUIRED_ANSWERS, **a})["python_version"]
+    if a["builder"] == "railpack":
+        data = json.loads((tree / "railpack.json").read_text(encoding="utf-8"))
+        assert data["deploy"]["startCommand"] == start
+        assert data["packages"]["python"] == python
+    if a["builder"] == "nixpacks":
+        text = (tree / "nixpacks.toml").read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+        assert data["start"]["cmd"] == start
+        assert data["variables"]["NIXPACKS_PYTHON_VERSION"] == python
+        assert "LEGACY" in text and "deprecated" in text
+    compose = (tree / "compose.yaml").read_text(encoding="utf-8")
+    dockerfile = "Dockerfile" if a["builder"] == "dockerfile" else "docker/Dockerfile"
+    assert f"dockerfile: {dockerfile}\n" in compose
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
+def test_legacy_deadline_and_migration_are_documented(rendered_matrix, combo):
+    tree = rendered_matrix.tree(combo)
+    kind = combo.answers["railway_config"]
+    doc = (tree / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    if kind in ("json", "toml"):
+        assert DEADLINE in doc
+        assert "railway config migrate --lang py" in doc
+        assert "from railway_iac import" in doc and "from railway_sdk import" in doc
+    if kind == "toml":
+        head = (tree / "railway.toml").read_text(encoding="utf-8").split("\n\n", 1)[0]
+        assert DEADLINE in head and "railway config migrate --lang py" in head
+    if kind == "iac":
+        assert "PARTIAL" in doc and "whole-project" in doc
+        assert ("IAC_ENVIRONMENT" in doc) == combo.answers["staging"]
+    if kind == "none":
+        for variable in (
+            "RAILWAY_DEPLOYMENT_DRAINING_SECONDS",
+            "RAILWAY_DEPLOYMENT_OVERLAP_SECONDS",
+            "RAILWAY_HEALTHCHECK_TIMEOUT_SEC",
+        ):
+            assert f"'{variable}=" in doc, variable
