@@ -251,17 +251,17 @@ LINTERS: tuple[Linter, ...] = (
     Linter(
         "workflow-schema",
         is_workflow,
-        ("check-jsonschema", "--builtin-schema", "vendor.github-workflows", "--disable-cache"),
+        ("check-jsonschema", "--builtin-schema", "vendor.github-workflows"),
     ),
     Linter(
         "dependabot-schema",
         is_dependabot,
-        ("check-jsonschema", "--builtin-schema", "vendor.dependabot", "--disable-cache"),
+        ("check-jsonschema", "--builtin-schema", "vendor.dependabot"),
     ),
     Linter(
         "compose-schema",
         is_compose,
-        ("check-jsonschema", "--builtin-schema", "vendor.compose-spec", "--disable-cache"),
+        ("check-jsonschema", "--builtin-schema", "vendor.compose-spec"),
     ),
     Linter("hadolint", is_dockerfile, ("hadolint", "--no-color", "--failure-threshold", "style")),
     Linter("shellcheck", lambda rel: False, ("shellcheck", "--format", "gcc")),  # see shell_files

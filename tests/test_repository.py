@@ -1,0 +1,55 @@
+"""The template repository holds itself to the standards it generates."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import linters
+
+ROOT = linters.ROOT
+
+
+def _files(*patterns: str) -> list[Path]:
+    return sorted(p for pattern in patterns for p in ROOT.glob(pattern) if p.is_file())
+
+
+CHECKS = {
+    "ruff-check": ["tests/**/*.py", "benchmarks/*.py", "hooks/*.py"],
+    "ruff-format": ["tests/**/*.py", "benchmarks/*.py", "hooks/*.py"],
+    "yamllint": ["copier.yml", ".github/**/*.yml", "tests/lint/*.yml"],
+    "actionlint": [".github/workflows/*.yml"],
+    "zizmor": [".github/workflows/*.yml"],
+    "workflow-schema": [".github/workflows/*.yml"],
+    "dependabot-schema": [".github/dependabot.yml"],
+    "shellcheck": [".ci/run"],
+    "taplo-lint": ["pyproject.toml", "tests/lint/*.toml"],
+    "markdown": ["README.md", "docs/**/*.md", "tests/data/**/*.md"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_repository_files_lint_clean(name: str) -> None:
+    files = _files(*CHECKS[name])
+    assert files, f"no files for {name}"
+    linter = next(linter for linter in linters.LINTERS if linter.name == name)
+    findings = linter.run(files)
+    assert not findings, "\n\n".join(findings)
+
+
+def test_quick_start_is_two_commands_that_generate_and_test() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "the quick start has no bash block"
+    commands = block.group(1).strip().splitlines()
+    assert len(commands) == 2, commands
+    assert "copier" in commands[0] and " copy " in commands[0]
+    assert commands[1].endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "## Quick start" in script, ".ci/run must read the commands from README.md"
