@@ -1,0 +1,162 @@
+"""Generated Python projects pass their own toolchain, from their first commit.
+
+For every database x redis combination of the Python runtime this renders a
+project and runs what its developers and CI run: ``uv sync --locked`` (the
+kept lock must install without resolving), ``ruff check``, ``ruff format
+--check``, ``mypy`` and ``pytest`` against the real PostgreSQL and Redis of
+this machine, with ``REQUIRE_SERVICES=1`` so a missing service fails instead
+of skipping. A second group proves that each kept lock under locks/ installs
+with ``uv sync --locked`` in the project that includes it.
+
+The combinations come from copier.yml (through tests/matrix.py), the lock sets
+from hooks/refresh_locks.py, which groups the same combinations by the
+dependencies they render. Both groups are marked slow: run them with
+``pytest -m slow`` (the uv cache is shared, so only the first run downloads).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+
+import refresh_locks
+
+import matrix
+
+#: The services the generated tests use (a database of its own per test on
+#: the PostgreSQL server, Redis database 15 so a developer's data is safe).
+TEST_DATABASE_URL = os.environ.get(
+    "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TEST_REDIS_URL = os.environ.get("CRB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Longest any one tool may run before the test gives up on it.
+TOOL_TIMEOUT = 900
+
+
+def _toolchain_combinations() -> list[Any]:
+    """One valid Python combination per database x redis pair, defaults elsewhere."""
+    params = []
+    seen: set[tuple[Any, Any]] = set()
+    for combo in matrix.combinations():
+        answers = combo.answers
+        if answers.get("runtime") != "python":
+            continue
+        pair = (answers["database"], answers["redis"])
+        if pair in seen:
+            continue
+        seen.add(pair)
+        wanted = {"runtime": "python", "database": pair[0], "redis": pair[1]}
+        # The other answers take their defaults, as for a user who only picks
+        # these two; copier.yml must accept that.
+        assert not matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted}))
+        redis = "redis" if pair[1] else "no-redis"
+        params.append(pytest.param(wanted, id=f"{pair[0]}-{redis}"))
+    return params
+
+
+def _lock_sets() -> list[Any]:
+    return [
+        pytest.param(answers, id=key) for key, answers in refresh_locks.dependency_sets().items()
+    ]
+
+
+def _render(answers: dict[str, Any], dst: Path) -> tuple[Path, dict[str, Any]]:
+    structural = {k: v for k, v in answers.items() if k in matrix.STRUCTURAL}
+    matrix.render(structural, dst)
+    return dst, matrix.complete({**matrix.REQUIRED_ANSWERS, **structural})
+
+
+def _environment(answers: dict[str, Any]) -> dict[str, str]:
+    """The variables a developer of the generated project would have."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # Nothing of this test run (its venv, pytest options, xdist worker)
+        # may leak into the generated project's tools.
+        if not key.startswith(("VIRTUAL_ENV", "PYTEST_", "UV_", "PYTHON", "CRB_"))
+    }
+    env |= {
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": refresh_locks.interpreter(answers["python_version"]),
+        "UV_NO_PROGRESS": "1",
+        "REQUIRE_SERVICES": "1",
+        "TEST_REDIS_URL": TEST_REDIS_URL,
+    }
+    if answers["database"] == "postgres":
+        env["TEST_DATABASE_URL"] = TEST_DATABASE_URL
+    return env
+
+
+def _run(command: list[str], project: Path, env: dict[str, str]) -> None:
+    """Run one tool in the project; on failure the test shows all it printed."""
+    shown = " ".join(command)
+    try:
+        result = subprocess.run(
+            command,
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`{shown}` ran longer than {TOOL_TIMEOUT} s in {project}\n{exc.output}")
+    if result.returncode != 0:
+        pytest.fail(
+            f"`{shown}` exited {result.returncode} in {project}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wanted", _toolchain_combinations())
+def test_generated_project_passes_its_own_toolchain(wanted: dict[str, Any], tmp_path: Path) -> None:
+    project, answers = _render(wanted, tmp_path / "project")
+    env = _environment(answers)
+    uv = refresh_locks.uv_binary()
+    _run([uv, "sync", "--locked"], project, env)
+    _run([uv, "run", "--locked", "ruff", "check", "."], project, env)
+    _run([uv, "run", "--locked", "ruff", "format", "--check", "."], project, env)
+    # The files and strictness come from the generated pyproject: src and tests.
+    _run([uv, "run", "--locked", "mypy"], project, env)
+    _run([uv, "run", "--locked", "pytest", "-p", "no:cacheprovider"], project, env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", _lock_sets())
+def test_each_kept_lock_installs_without_resolving(answers: dict[str, Any], tmp_path: Path) -> None:
+    project, completed = _render(answers, tmp_path / "project")
+    key = refresh_locks.lock_key(completed)
+    kept = (refresh_locks.LOCKS / f"{key}.lock").read_text(encoding="utf-8")
+    expected = kept.replace(f'"{refresh_locks.PLACEHOLDER}"', f'"{completed["project_slug"]}"')
+    assert (project / "uv.lock").read_text(encoding="utf-8") == expected
+    _run([refresh_locks.uv_binary(), "sync", "--locked"], project, _environment(completed))
+
+
+def test_every_dependency_set_has_a_kept_lock_and_no_lock_is_orphaned() -> None:
+    # Fails when a template change adds or drops a dependency set: run
+    # hooks/refresh_locks.py and commit locks/.
+    wanted = set(refresh_locks.dependency_sets())
+    kept = {path.stem for path in refresh_locks.LOCKS.glob("*.lock")}
+    assert wanted == kept
+
+
+@pytest.mark.parametrize("python_version", matrix.choices("python_version"))
+def test_one_kept_lock_serves_every_python_version(python_version: str) -> None:
+    # The locks are keyed by dependencies only: they must hold for each
+    # python_version answer, which requires-python >= the oldest one ensures.
+    oldest = min(matrix.choices("python_version"), key=lambda v: tuple(map(int, v.split("."))))
+    for path in refresh_locks.LOCKS.glob("*.lock"):
+        head = path.read_text(encoding="utf-8").split("\n[[package]]", 1)[0]
+        assert f'requires-python = ">={oldest}"' in head, path.name
+    assert tuple(map(int, python_version.split("."))) >= tuple(map(int, oldest.split(".")))
