@@ -69,7 +69,9 @@ def _lock_sets() -> list[Any]:
 
 
 def _render(answers: dict[str, Any], dst: Path) -> tuple[Path, dict[str, Any]]:
-    structural = {k: v for k, v in answers.items() if k in matrix.STRUCTURAL}
+    structural = {
+        k: v for k, v in answers.items() if k in matrix.STRUCTURAL or k == "python_version"
+    }
     matrix.render(structural, dst)
     return dst, matrix.complete({**matrix.REQUIRED_ANSWERS, **structural})
 
@@ -141,6 +143,19 @@ def test_each_kept_lock_installs_without_resolving(answers: dict[str, Any], tmp_
     expected = kept.replace(f'"{refresh_locks.PLACEHOLDER}"', f'"{completed["project_slug"]}"')
     assert (project / "uv.lock").read_text(encoding="utf-8") == expected
     _run([refresh_locks.uv_binary(), "sync", "--locked"], project, _environment(completed))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("python_version", matrix.choices("python_version"))
+def test_the_lock_installs_on_every_python_version(python_version: str, tmp_path: Path) -> None:
+    # The locks are keyed by dependencies only, so one lock serves each answer.
+    answers = {"runtime": "python", "python_version": python_version}
+    project, completed = _render(answers, tmp_path / "project")
+    env = _environment(completed)
+    uv = refresh_locks.uv_binary()
+    _run([uv, "sync", "--locked"], project, env)
+    check = f"import sys; import {completed['package_name']}; print(sys.version)"
+    _run([uv, "run", "--locked", "python", "-c", check], project, env)
 
 
 def test_every_dependency_set_has_a_kept_lock_and_no_lock_is_orphaned() -> None:
