@@ -21,8 +21,9 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-import matrix
 import pytest
+
+import matrix
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 ASSIGNED = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
@@ -107,7 +108,9 @@ def test_every_combination_renders_its_pairs_file(rendered_matrix):
         assert len(configs) == 1, f"{pair}: {len(configs)} different config.py files"
 
 
-@pytest.mark.parametrize(("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS])
+@pytest.mark.parametrize(
+    ("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS]
+)
 def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis):
     tree = _pairs(rendered_matrix)[(database, redis)][0]
     expected = settings_env_names(config_py(tree))
@@ -124,20 +127,24 @@ def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis
     assert ("REDIS_URL" in expected) == redis
 
 
-@pytest.mark.parametrize(("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS])
+@pytest.mark.parametrize(
+    ("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS]
+)
 def test_env_example_holds_no_secret_and_lints(rendered_matrix, database, redis):
     tree = _pairs(rendered_matrix)[(database, redis)][0]
     path = tree / ".env.example"
     text = path.read_text(encoding="utf-8")
-    values = dict(ASSIGNED.match(line).groups() for line in text.splitlines() if ASSIGNED.match(line))
+    values = dict(
+        ASSIGNED.match(line).groups() for line in text.splitlines() if ASSIGNED.match(line)
+    )
     # The token is a blank to fill in; database URLs only point at compose's
     # local-only services.
     assert values.get("DISCORD_TOKEN") == ""
     for name, value in values.items():
         if value:
-            assert re.search(r"@(localhost|127\.0\.0\.1)[:/]|//(localhost|127\.0\.0\.1)[:/]", value), (
-                f"{name}={value} does not point at a local service"
-            )
+            assert re.search(
+                r"@(localhost|127\.0\.0\.1)[:/]|//(localhost|127\.0\.0\.1)[:/]", value
+            ), f"{name}={value} does not point at a local service"
     # Each variable is documented: a comment right above it (or above its group).
     lines = text.splitlines()
     for i, line in enumerate(lines):

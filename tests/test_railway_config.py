@@ -30,9 +30,10 @@ from functools import cache
 from pathlib import Path
 
 import jsonschema
-import matrix
 import pytest
 from test_env_example import config_py, settings_env_names
+
+import matrix
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "railway"
 SCHEMA = json.loads((SHARED / "railway.schema.json").read_text(encoding="utf-8"))
@@ -387,7 +388,7 @@ def test_iac_module_follows_the_cli_rules(rendered_matrix, combo):
     # The CLI finds the function by this name only and calls it bare.
     assert callable(module.main)
     assert module.main.__name__ == "main"
-    assert PARTIAL_NAME.match(module.PARTIAL) and module.PARTIAL == slug_of(tree)
+    assert PARTIAL_NAME.match(module.PARTIAL) and slug_of(tree) == module.PARTIAL
     # Names the CLI would take for the partial or the entry point.
     for name in ("partial", "Partial", "Railway", "default"):
         assert not hasattr(module, name), name
