@@ -483,3 +483,114 @@ def test_legacy_deadline_and_migration_are_documented(rendered_matrix, combo):
             "RAILWAY_HEALTHCHECK_TIMEOUT_SEC",
         ):
             assert f"'{variable}=" in doc, variable
+
+
+# ------------------------------------------------------ railway commands --
+CLI = json.loads((SHARED / "cli-commands.json").read_text(encoding="utf-8"))
+INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*railway [^`]+)`")
+
+
+def railway_lines(text: str) -> list[str]:
+    """Every `railway ...` command a reader may run: fenced lines and code spans."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        stripped = line.strip().lstrip("#").strip()
+        if line.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced and re.match(r"^([A-Z_]+=\S+ )*railway ", line.strip()):
+            lines.append(line.strip())
+        for span in INLINE.findall(stripped if not fenced else ""):
+            # Prose shorthands ("railway config plan|apply", "railway variables
+            # set"-style mentions without arguments are still checked).
+            if "|" not in span and "..." not in span:
+                lines.append(span)
+    return lines
+
+
+def _find(table: dict, word: str) -> str | None:
+    for name, spec in table.items():
+        if (
+            word == name
+            or word in spec.get("aliases", [])
+            or word in spec.get("hidden_aliases", [])
+        ):
+            return name
+    return None
+
+
+def check_railway_command(line: str) -> None:
+    words = shlex.split(line)
+    while words and re.match(r"^[A-Z_]+=", words[0]):
+        words.pop(0)  # environment assignments before the command
+    assert words[0] == "railway", line
+    words = words[1:]
+    if words in (["--version"], ["-V"], ["--help"], ["-h"]):
+        return
+    name = _find(CLI["commands"], words[0])
+    assert name, f"unknown command in {line!r}"
+    spec, words = CLI["commands"][name], words[1:]
+    positionals = 0
+    while words:
+        word = words.pop(0)
+        if word == "--":
+            break
+        if word.startswith("-") and word not in ("-",):
+            flag = word.split("=", 1)[0]
+            match = [
+                (long, f)
+                for long, f in spec.get("flags", {}).items()
+                if flag in (long, f.get("short"), *f.get("aliases", []))
+            ]
+            globals_ = ("--help", "-h", "--version", "-V")
+            assert match or flag in globals_, f"{flag} is not a flag of {name} in {line!r}"
+            spec_flag = match[0][1] if match else {}
+            optional = spec_flag.get("value_optional") and (not words or words[0].startswith("-"))
+            if spec_flag.get("takes_value") and "=" not in word and not optional:
+                assert words, f"{flag} needs a value in {line!r}"
+                value = words.pop(0)
+                allowed = spec_flag.get("possible_values")
+                assert not allowed or value in allowed, f"{flag} {value} in {line!r}"
+            continue
+        sub = _find(spec.get("subcommands", {}), word) if positionals == 0 else None
+        if sub:
+            spec, name = spec["subcommands"][sub], f"{name} {sub}"
+            continue
+        positionals += 1
+        declared = spec.get("positionals", [])
+        variadic = any(p.get("variadic") or p.get("trailing_var_arg") for p in declared)
+        assert positionals <= len(declared) or variadic, f"extra argument {word!r} in {line!r}"
+    assert not spec.get("subcommand_required") or name.count(" "), f"{name} needs a subcommand"
+
+
+def test_command_checker_rejects_what_the_cli_rejects():
+    for bad in (
+        "railway logs --follow",
+        "railway variables get DATABASE_URL",
+        "railway redeploy --latest-successful",
+        "railway volume add --service bot --mount-path /data",
+        "railway service create bot",
+    ):
+        with pytest.raises(AssertionError):
+            check_railway_command(bad)
+    for good in (
+        "railway up --ci --service bot",
+        "railway volume --service bot add --mount-path /data",
+        "railway run -s bot -- npm test",
+        "IAC_ENVIRONMENT=staging railway config plan",
+    ):
+        check_railway_command(good)
+
+
+def test_every_railway_command_in_generated_files_parses(rendered_matrix):
+    checked: set[str] = set()
+    for combo in COMBOS:
+        tree = rendered_matrix.tree(combo)
+        for rel in ("DEPLOYMENT.md", ".railway/railway.py", "railway.toml", "nixpacks.toml"):
+            path = tree / rel
+            if path.is_file():
+                for line in railway_lines(path.read_text(encoding="utf-8")):
+                    if line not in checked:
+                        check_railway_command(line)
+                        checked.add(line)
+    assert len(checked) > 10
