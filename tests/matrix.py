@@ -273,6 +273,24 @@ def speed_up_copier() -> None:
     copier._main.Worker.answers_relpath = property(answers_relpath_once)  # type: ignore[method-assign,assignment]
 
 
+def rendered_templates(answers: dict[str, Any]) -> set[str]:
+    """Relative paths of the output files that Copier renders from ``.jinja`` sources.
+
+    Only those can hold leftover Jinja; other files are copied as they are
+    and may contain braces of their own (Python f-strings, for instance).
+    """
+    context = complete({**REQUIRED_ANSWERS, **answers})
+    context["_copier_conf"] = {"answers_file": ".copier-answers.yml"}
+    root = ROOT / "template"
+    paths = set()
+    for source in root.rglob("*.jinja"):
+        parts = [render_expr(part, context) for part in source.relative_to(root).parts]
+        parts[-1] = parts[-1].removesuffix(".jinja")
+        if all(parts):  # an empty part means Copier skips the file
+            paths.add("/".join(parts))
+    return paths
+
+
 def _render_one(job: tuple[dict[str, Any], str, str]) -> tuple[str, str | None]:
     answers, dst, src = job
     try:

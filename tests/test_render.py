@@ -32,7 +32,8 @@ class Rule:
     contains_when: Callable[[Answers], bool] | None = None
 
 
-PY = "runtime == 'python'"
+# A requirement inside pyproject's [project] dependencies list (not a dev group).
+RUNTIME_DEPENDENCY = r'(?ms)^dependencies = \[(?:(?!^\]).)*^  "{name}'
 
 
 def python(a: Answers) -> bool:
@@ -82,14 +83,14 @@ RULES: tuple[Rule, ...] = (
         "database",
         "pyproject.toml",
         python,
-        pattern=r'"aiosqlite',
+        pattern=RUNTIME_DEPENDENCY.format(name="aiosqlite"),
         contains_when=lambda a: a["database"] == "sqlite",
     ),
     Rule(
         "database",
         "pyproject.toml",
         python,
-        pattern=r'"asyncpg',
+        pattern=RUNTIME_DEPENDENCY.format(name="asyncpg"),
         contains_when=lambda a: a["database"] == "postgres",
     ),
     # redis
@@ -111,7 +112,7 @@ RULES: tuple[Rule, ...] = (
         "redis",
         "pyproject.toml",
         python,
-        pattern=r'"redis[>=<~]',
+        pattern=RUNTIME_DEPENDENCY.format(name="redis[>=<~]"),
         contains_when=lambda a: a["redis"],
     ),
     # builder: Railway prefers a root Dockerfile whenever it finds one.
@@ -210,6 +211,7 @@ def test_combination(combo: matrix.Combination, rendered_matrix: RenderedMatrix)
     problems: list[str] = []
 
     files = [p for p in tree.rglob("*") if p.is_file()]
+    templated = matrix.rendered_templates(combo.answers)
     for path in files:
         rel = path.relative_to(tree).as_posix()
         if rel.endswith(".jinja") or "{{" in rel or "{%" in rel:
@@ -217,7 +219,7 @@ def test_combination(combo: matrix.Combination, rendered_matrix: RenderedMatrix)
         if path.stat().st_size == 0 and path.name != "py.typed":
             problems.append(f"{rel}: empty file")
         text = path.read_text(encoding="utf-8")
-        if match := LEFTOVER.search(text):
+        if rel in templated and (match := LEFTOVER.search(text)):
             line = text.count("\n", 0, match.start()) + 1
             problems.append(f"{rel}:{line}: Jinja syntax left in the output: {match.group()}")
     for directory in (p for p in tree.rglob("*") if p.is_dir()):
