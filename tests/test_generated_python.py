@@ -37,6 +37,10 @@ TEST_DATABASE_URL = os.environ.get(
     "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 TEST_REDIS_URL = os.environ.get("CRB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Variables of this run that would change what the generated project runs.
+_NOT_INHERITED = frozenset(
+    {"PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "UV_NO_SYNC", "UV_FROZEN", "UV_PYTHON"}
+)
 #: Longest any one tool may run before the test gives up on it.
 TOOL_TIMEOUT = 900
 
@@ -82,8 +86,9 @@ def _environment(answers: dict[str, Any]) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         # Nothing of this test run (its venv, pytest options, xdist worker)
-        # may leak into the generated project's tools.
-        if not key.startswith(("VIRTUAL_ENV", "PYTEST_", "UV_", "PYTHON", "CRB_"))
+        # may leak into the generated project's tools; uv's cache and index
+        # settings may, so CI can point them elsewhere.
+        if not key.startswith(("VIRTUAL_ENV", "PYTEST_", "CRB_")) and key not in _NOT_INHERITED
     }
     env |= {
         "UV_PYTHON_DOWNLOADS": "never",
