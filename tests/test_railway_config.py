@@ -594,3 +594,34 @@ def test_every_railway_command_in_generated_files_parses(rendered_matrix):
                         check_railway_command(line)
                         checked.add(line)
     assert len(checked) > 10
+
+
+# ------------------------------------------------------ longest answers --
+LONGEST = {
+    "project_slug": "a" + "-b" * 15 + "c",  # 32 characters, the maximum
+    "github_repository": "o" * 39 + "/" + "r" * 100,  # GitHub's maximum lengths
+    "database": "sqlite",  # the longest start command
+    "redis": True,
+    "deploy_mode": "autodeploy",  # REPO is written out
+    "railway_config": "iac",
+}
+
+
+def test_longest_answers_keep_railway_py_lint_clean_and_equal(tmp_path):
+    tree = matrix.render(LONGEST, tmp_path / "longest")
+    path = tree / ".railway" / "railway.py"
+    for argv in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "ruff"), *argv, str(path)],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    node = service_node(iac_graph(tree, "production"), LONGEST["project_slug"])
+    assert node["source"]["repo"] == LONGEST["github_repository"]
+    pkg = LONGEST["project_slug"].replace("-", "_")
+    assert (
+        node["deploy"]["startCommand"] == f"sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
+    )
