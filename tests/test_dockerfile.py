@@ -550,8 +550,20 @@ def database_url(request):
     ids=[f"{c.answers['database']}-{'redis' if c.answers['redis'] else 'no-redis'}" for c in PAIRS],
 )
 def test_image_install_runs_the_bot_check(rendered_matrix, combo, tmp_path, request):
-    tree = rendered_matrix.tree(combo)
-    answers = answers_of(combo)
+    install_and_check(rendered_matrix.tree(combo), answers_of(combo), tmp_path, request)
+
+
+@pytest.mark.slow
+def test_image_install_on_the_other_python(tmp_path, request):
+    """python_version=3.12: its own base image, the same kept lock."""
+    other = {"python_version": "3.12", "database": "postgres", "redis": True}
+    tree = matrix.render(other, tmp_path / "tree")
+    answers = matrix.complete({**matrix.REQUIRED_ANSWERS, **other})
+    check_structure(tree / "Dockerfile", answers)
+    install_and_check(tree, answers, tmp_path, request)
+
+
+def install_and_check(tree, answers, tmp_path, request) -> None:
     python = python_for(answers["python_version"])
     if python is None:
         pytest.skip(f"no Python {answers['python_version']} on this machine")
