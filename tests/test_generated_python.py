@@ -41,6 +41,8 @@ TEST_REDIS_URL = os.environ.get("CRB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 _NOT_INHERITED = frozenset(
     {"PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "UV_NO_SYNC", "UV_FROZEN", "UV_PYTHON"}
 )
+#: Any supported Python does to compare a lock with its pyproject.
+LOCK_CHECK_PYTHON = refresh_locks.LOCK_PYTHON
 #: Longest any one tool may run before the test gives up on it.
 TOOL_TIMEOUT = 900
 
@@ -161,6 +163,34 @@ def test_the_lock_installs_on_every_python_version(python_version: str, tmp_path
     _run([uv, "sync", "--locked"], project, env)
     check = f"import sys; import {completed['package_name']}; print(sys.version)"
     _run([uv, "run", "--locked", "python", "-c", check], project, env)
+
+
+def test_every_kept_lock_matches_the_pyproject_it_serves(
+    rendered_matrix: Any, tmp_path: Path
+) -> None:
+    # Fast and offline (an empty uv cache): uv compares the lock with the
+    # rendered pyproject.toml without resolving. A dependency changed in the
+    # template without refreshing the locks fails here, not only in the slow tier.
+    trees: dict[str, Path] = {}
+    for combo in matrix.combinations():
+        if combo.answers.get("runtime") == "python":
+            answers = matrix.complete({**matrix.REQUIRED_ANSWERS, **combo.answers})
+            trees.setdefault(refresh_locks.lock_key(answers), rendered_matrix.tree(combo))
+    env = _environment({"python_version": LOCK_CHECK_PYTHON, "database": "none"})
+    env |= {"UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "empty-cache")}
+    stale = []
+    for key, tree in sorted(trees.items()):
+        result = subprocess.run(
+            [refresh_locks.uv_binary(), "lock", "--check"],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            stale.append(f"locks/{key}.lock:\n{result.stderr}")
+    assert not stale, "run hooks/refresh_locks.py and commit locks/\n" + "\n".join(stale)
 
 
 def test_every_dependency_set_has_a_kept_lock_and_no_lock_is_orphaned() -> None:
