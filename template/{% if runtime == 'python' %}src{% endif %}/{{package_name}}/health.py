@@ -15,15 +15,12 @@ import asyncio
 import logging
 import resource
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from .bot import Bot
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +29,20 @@ Check = Callable[[], Awaitable[bool]]
 
 #: A dependency that does not answer within this time counts as down.
 CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Gateway(Protocol):
+    """What /health reads from the Discord client (bot.Bot is one)."""
+
+    @property
+    def latency(self) -> float: ...
+
+    @property
+    def guilds(self) -> Sequence[object]: ...
+
+    def is_ready(self) -> bool: ...
+
+    def is_closed(self) -> bool: ...
 
 
 def rss_bytes() -> int:
@@ -56,10 +67,15 @@ async def _run_check(check: Check) -> bool:
 
 
 class HealthServer:
-    """Serves /health and /ready for one bot."""
+    """Serves /health and /ready for one bot process.
 
-    def __init__(self, bot: Bot, *, checks: Mapping[str, Check], version: str) -> None:
-        self._bot = bot
+    It starts before discord.py is even imported; ``gateway`` is set once the
+    instance holds the redeploy lock and becomes the active bot.
+    """
+
+    def __init__(self, *, checks: Mapping[str, Check], version: str) -> None:
+        #: The Discord client, once this instance is active.
+        self.gateway: Gateway | None = None
         self._checks = dict(checks)
         self._version = version
         self._started = time.monotonic()
@@ -87,12 +103,10 @@ class HealthServer:
             self._runner = None
 
     def gateway_state(self) -> str:
-        bot = self._bot
-        if bot.is_ready() and not bot.is_closed():
-            return "connected"
-        if bot.active and not bot.is_closed():
-            return "connecting"
-        return "disconnected"
+        gateway = self.gateway
+        if gateway is None or gateway.is_closed():
+            return "disconnected"
+        return "connected" if gateway.is_ready() else "connecting"
 
     async def report(self) -> tuple[int, dict[str, Any]]:
         """The /health status code and body."""
@@ -100,21 +114,21 @@ class HealthServer:
         results = await asyncio.gather(*(_run_check(self._checks[n]) for n in names))
         services = {name: "ok" if ok else "down" for name, ok in zip(names, results, strict=True)}
         healthy = all(results)
-        connected = self.gateway_state() == "connected"
-        latency = self._bot.latency if connected else None
+        state = self.gateway_state()
+        latency = self.gateway.latency if self.gateway is not None else None
         body = {
             "status": "ok" if healthy else "unavailable",
-            "role": "active" if self._bot.active else "standby",
+            "role": "standby" if self.gateway is None else "active",
             "uptime_seconds": round(time.monotonic() - self._started, 3),
             "timestamp": datetime.now(UTC).isoformat(),
             "version": self._version,
             "gateway": {
-                "state": self.gateway_state(),
+                "state": state,
                 # discord.py reports inf until the first heartbeat is answered.
                 "latency_ms": round(latency * 1000, 1)
-                if latency is not None and latency != float("inf")
+                if state == "connected" and latency is not None and latency != float("inf")
                 else None,
-                "guilds": len(self._bot.guilds) if connected else 0,
+                "guilds": len(self.gateway.guilds) if self.gateway is not None else 0,
             },
             **services,
             "rss_bytes": rss_bytes(),
