@@ -1,4 +1,7 @@
-"""${message}
+<%doc>
+  The file Alembic fills in for a new revision. Blank lines are single here;
+  ruff formats the result (python -m <package>.migrations runs it).
+</%doc>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -17,10 +20,8 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
-
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
-
 
 def downgrade() -> None:
     ${downgrades if downgrades else "pass"}
