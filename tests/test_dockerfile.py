@@ -31,7 +31,12 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -634,7 +639,69 @@ def install_and_check(tree, answers, tmp_path, request) -> None:
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     check = run("-m", pkg, "check")
     assert check.returncode == 0, check.stdout + check.stderr
+    start_and_stop(answers, tree, venv, workdir, env)
     # And `check` does fail when a service is missing, so the pass above means something.
     if answers["database"] == "postgres":
         env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
         assert run("-m", pkg, "check").returncode != 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_and_stop(answers, tree, venv, workdir, env) -> None:
+    """The image's CMD, run as PID 1 would run it: serves /health, handles SIGTERM in time.
+
+    Discord is a local socket that never answers, so the bot never reaches
+    the real API; what is checked is the process Railway manages.
+    """
+    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
+    cmd = json.loads(next(v for i, v in stages(parser)[-1]["instructions"] if i == "CMD"))
+    port = free_port()
+    # A "Discord" that accepts connections and never answers: the bot stays
+    # in its login, alive, without reaching the real API.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    discord_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    run_env = {**env, "PORT": str(port), "DISCORD_API_URL": discord_url}
+    run_env["PATH"] = f"{venv / 'bin'}:{run_env['PATH']}"
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline, status = time.monotonic() + 30, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    status = r.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                time.sleep(0.2)
+                continue
+            break
+        # The bot installs its SIGTERM handler just after the health server
+        # answers; Railway never stops a deployment that young, so give it a
+        # moment rather than test Python's default action.
+        time.sleep(3)
+        alive_before_sigterm = proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = proc.wait(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate()[0]
+        silent.close()
+    assert status is not None, f"no answer on /health:\n{output}"
+    assert alive_before_sigterm, f"the bot exited before SIGTERM:\n{output}"
+    # Railway's drainingSeconds leaves 20 s; the bot promises 10.
+    assert elapsed < 10.5, f"{elapsed:.1f} s from SIGTERM to exit:\n{output}"
+    # Handled, not killed by the signal's default action, and a clean exit.
+    assert code != -signal.SIGTERM, f"killed by SIGTERM instead of shutting down:\n{output}"
+    assert code == 0, f"exit status {code} after SIGTERM:\n{output}"
