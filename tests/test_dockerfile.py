@@ -16,7 +16,8 @@ closest honest means:
   COPY from the context, RUN uv sync ...) are replayed in a temporary
   directory with UV_PROJECT_ENVIRONMENT, the sources are deleted as the
   runtime stage does, and the result runs the bot's `migrate` and `check`
-  against a real PostgreSQL/Redis, and imports every module of the package.
+  against a real PostgreSQL/Redis, imports every module of the package, and
+  runs the image's CMD until /health answers, then stops it with SIGTERM.
 
 Not proven: that the base images exist and build (no registry, no engine),
 the image's file ownership and user at run time, and signal delivery to PID 1.
