@@ -85,13 +85,18 @@ def interpreter(version: str) -> str:
 
 
 def uv_binary() -> str:
-    """The real uv executable, not a pyenv shim.
+    """The uv to run: $UV, the template's pinned one, or the real one on PATH.
 
-    A shim picks its Python from the .python-version of the directory it runs
-    in, and a rendered project's version may be one without uv installed.
+    A pyenv shim on PATH is resolved to the real file: a shim picks its Python
+    from the .python-version of the directory it runs in, and a rendered
+    project's version may be one without uv installed.
     """
     if explicit := os.environ.get("UV"):
         return explicit
+    # The template's dev environment pins uv; the locks are written with it.
+    pinned = Path(sys.executable).parent / "uv"
+    if pinned.is_file():
+        return str(pinned)
     found = shutil.which("uv")
     if found is None:
         raise SystemExit("uv is not on PATH")
