@@ -83,6 +83,7 @@ is_toml = _glob("*.toml", "uv.lock")
 is_taplo_toml = _glob("*.toml")
 is_json = _glob("*.json")
 is_railway_config = _glob("railway.json", "railway.toml")
+is_railpack = _glob("railpack.json")
 is_dotenv = _glob(".env.example", ".env.*.example")
 is_markdown = _glob("*.md")
 SHELL_SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da|k)?sh\b")
@@ -180,6 +181,39 @@ def check_railway_schema(files: list[Path]) -> list[str]:
     return problems
 
 
+RAILPACK_KEYS = {
+    "$schema",
+    "provider",
+    "buildAptPackages",
+    "packages",
+    "caches",
+    "secrets",
+    "steps",
+    "deploy",
+}
+
+
+def check_railpack_config(files: list[Path]) -> list[str]:
+    """railpack.json against Railpack's documented top-level keys.
+
+    Railpack publishes its schema only online, so this checks what the
+    builder reads: known keys, the schema URL, version strings for packages
+    and a string start command.
+    """
+    problems = []
+    for path in files:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or set(data) - RAILPACK_KEYS:
+            problems.append(f"{path}: unknown keys {sorted(set(data) - RAILPACK_KEYS)}")
+        elif data.get("$schema") != "https://schema.railpack.com":
+            problems.append(f"{path}: $schema must be https://schema.railpack.com")
+        elif not all(isinstance(v, str) for v in data.get("packages", {}).values()):
+            problems.append(f"{path}: packages must map names to version strings")
+        elif not isinstance(data.get("deploy", {}).get("startCommand", ""), str):
+            problems.append(f"{path}: deploy.startCommand must be a string")
+    return problems
+
+
 def check_whitespace(files: list[Path]) -> list[str]:
     """What template logic leaves behind: stray blank lines and trailing spaces."""
     problems = []
@@ -270,6 +304,7 @@ LINTERS: tuple[Linter, ...] = (
     Linter("toml-parse", is_toml, check=check_toml_parses),
     Linter("json-parse", is_json, check=check_json_parses),
     Linter("railway-schema", is_railway_config, check=check_railway_schema),
+    Linter("railpack-config", is_railpack, check=check_railpack_config),
     Linter("dotenv-linter", is_dotenv, ("dotenv-linter", "lint")),
     Linter(
         "markdown", is_markdown, ("rumdl", "check", "--config", str(LINT_CONFIG / "rumdl.toml"))
