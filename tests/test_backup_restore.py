@@ -1,0 +1,625 @@
+"""scripts/backup.sh and scripts/restore.sh, run for real.
+
+Both scripts are rendered from the template (backups=true, one database
+each) and run as subprocesses with /bin/sh, the shell the Railway image and
+the postgres image have. PostgreSQL is the real server on this machine
+(CRB_TEST_DATABASE_URL, trust auth); every test creates its own scratch
+database and drops it. SQLite is the real library through python3, as in
+the scripts.
+
+What is proven:
+- a backup restores to exactly the contents it was taken from (rows,
+  sequences, constraints), after the data was changed or deleted;
+- a restore that fails at any point (a damaged file, a wrong checksum, an
+  object in the way halfway through) leaves the database exactly as it was,
+  compared as a full dump / byte for byte, and says so;
+- a database that holds data is only overwritten with --confirm <its name>;
+  without it the scripts exit 3 and name the flag to add;
+- a safety copy of the previous contents is kept and is itself restorable;
+- SQLite is backed up and restored while another connection holds the
+  database open in WAL mode, and that connection sees the restored data;
+- the Railway transfer of backup.sh (`railway ssh` plus a checksummed text
+  encoding) survives a terminal's carriage returns and rejects a corrupted
+  transfer. Railway itself is not available here: a stand-in `railway`
+  executable runs the remote command in a local shell, which is what
+  `railway ssh -- COMMAND` does in the service's container;
+- every error message names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+import matrix
+
+TEST_DATABASE_URL = os.environ.get(
+    "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+PACKAGE = "pingu_bot"
+SCRIPT_TIMEOUT = 120
+
+
+# ----------------------------------------------------------------- helpers --
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """scripts/ of a rendered project, one per database that has backups."""
+    found = {}
+    for database in ("postgres", "sqlite"):
+        combo = next(
+            c
+            for c in matrix.combinations()
+            if c.answers.get("database") == database and c.answers.get("backups")
+        )
+        tree = matrix.render(combo.answers, tmp_path_factory.mktemp(f"render-{database}"))
+        found[database] = tree / "scripts"
+        for name in ("backup.sh", "restore.sh"):
+            assert os.access(found[database] / name, os.X_OK), f"{name} must be executable"
+    return found
+
+
+def run(
+    script: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # This machine's DATABASE_URL must never reach the scripts by accident.
+    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    full_env.update(env or {})
+    return subprocess.run(
+        ["sh", str(script), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -------------------------------------------------------------- PostgreSQL --
+def _url_for(database: str) -> str:
+    parts = urlsplit(TEST_DATABASE_URL)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="module")
+def postgres_admin() -> Iterator[object]:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        connection = psycopg.connect(TEST_DATABASE_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is required (REQUIRE_SERVICES=1) but unreachable: {error}")
+        pytest.skip(f"PostgreSQL unreachable at {TEST_DATABASE_URL}: {error}")
+    for tool in ("pg_dump", "pg_restore", "psql"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed on PATH for these tests (PostgreSQL client)")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def scratch(postgres_admin: object) -> Iterator[str]:
+    """A new, empty database; its URL. Dropped afterwards."""
+    name = f"crb_backup_{uuid.uuid4().hex[:12]}"
+    postgres_admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    yield _url_for(name)
+    postgres_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+
+
+def psql(url: str, sql: str) -> str:
+    result = subprocess.run(
+        ["psql", "--no-psqlrc", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def seed(url: str) -> None:
+    psql(
+        url,
+        """
+        CREATE TABLE guilds (id bigint PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE points (
+            id serial PRIMARY KEY,
+            guild_id bigint NOT NULL REFERENCES guilds (id),
+            member text NOT NULL,
+            score integer NOT NULL CHECK (score >= 0)
+        );
+        CREATE INDEX points_member ON points (member);
+        INSERT INTO guilds SELECT g, 'guild ' || g FROM generate_series(1, 20) g;
+        INSERT INTO points (guild_id, member, score)
+            SELECT 1 + g % 20, 'member ' || g, g FROM generate_series(1, 2000) g;
+        """,
+    )
+
+
+def snapshot(url: str) -> str:
+    """Everything a restore could change: schema and data, as pg_dump prints them."""
+    result = subprocess.run(
+        ["pg_dump", "--no-owner", "--no-privileges", "--inserts", "--dbname", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    # pg_dump 15+ prints a random \restrict key; it says nothing about contents.
+    lines = result.stdout.splitlines()
+    return "\n".join(line for line in lines if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+def pg_backup(scripts: dict[str, Path], url: str, workdir: Path) -> Path:
+    result = run(
+        scripts["postgres"] / "backup.sh",
+        "--output-dir",
+        "out",
+        cwd=workdir,
+        env={"DATABASE_URL": url},
+    )
+    assert result.returncode == 0, result.stderr
+    backup = workdir / result.stdout.strip().splitlines()[-1]
+    assert backup.name.startswith(f"{PACKAGE}-") and backup.suffix == ".dump"
+    assert (backup.parent / f"{backup.name}.sha256").read_text().split()[0] == sha256(backup)
+    return backup
+
+
+def test_postgres_round_trip_restores_exactly(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    before = snapshot(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+
+    psql(
+        scratch,
+        "DELETE FROM points WHERE id > 10; UPDATE guilds SET name = 'changed';"
+        " INSERT INTO points (guild_id, member, score) VALUES (1, 'late', 1)",
+    )
+    assert snapshot(scratch) != before
+    name = urlsplit(scratch).path.lstrip("/")
+
+    result = run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--confirm",
+        name,
+        "--database-url",
+        scratch,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert snapshot(scratch) == before
+    # The sequence is restored too: the next id follows the backed-up rows.
+    next_id = psql(
+        scratch, "INSERT INTO points (guild_id, member, score) VALUES (1, 'x', 1) RETURNING id"
+    )
+    assert next_id == "2001"
+
+    # The safety dump holds the contents the restore replaced.
+    safety = list((tmp_path / "backups").glob(f"{name}-before-restore-*.dump"))
+    assert len(safety) == 1
+    listed = subprocess.run(
+        ["pg_restore", "--list", str(safety[0])], capture_output=True, text=True, check=True
+    )
+    assert "TABLE DATA public points" in listed.stdout
+
+
+def test_postgres_restore_into_an_empty_database_needs_no_confirmation(
+    scripts: dict[str, Path], scratch: str, postgres_admin: object, tmp_path: Path
+) -> None:
+    seed(scratch)
+    before = snapshot(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    empty = f"crb_backup_{uuid.uuid4().hex[:12]}"
+    postgres_admin.execute(f'CREATE DATABASE "{empty}"')  # type: ignore[attr-defined]
+    try:
+        result = run(
+            scripts["postgres"] / "restore.sh",
+            "--from",
+            str(backup),
+            cwd=tmp_path,
+            env={"DATABASE_URL": _url_for(empty)},
+        )
+        assert result.returncode == 0, result.stderr
+        assert snapshot(_url_for(empty)) == before
+        assert not (tmp_path / "backups").exists(), "nothing to save from an empty database"
+    finally:
+        postgres_admin.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')  # type: ignore[attr-defined]
+
+
+def test_postgres_refuses_a_database_with_data_without_its_name(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    psql(scratch, "DELETE FROM points")
+    before = snapshot(scratch)
+    name = urlsplit(scratch).path.lstrip("/")
+    for extra in ([], ["--confirm", "production"]):
+        result = run(
+            scripts["postgres"] / "restore.sh",
+            "--from",
+            str(backup),
+            "--database-url",
+            scratch,
+            *extra,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 3, result.stderr
+        assert f"--confirm {name}" in result.stderr, "the message names the flag that proceeds"
+        assert "2 tables" in result.stderr
+    assert snapshot(scratch) == before
+
+
+def test_postgres_failure_halfway_leaves_the_database_unchanged(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    # Created after the backup: a view on a table the restore must drop and
+    # recreate. DROP TABLE fails on it, after other objects were already
+    # dropped in the same transaction.
+    psql(
+        scratch,
+        "DELETE FROM points WHERE id > 100;"
+        " CREATE VIEW top AS SELECT * FROM points WHERE score > 50",
+    )
+    before = snapshot(scratch)
+    name = urlsplit(scratch).path.lstrip("/")
+
+    result = run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--database-url",
+        scratch,
+        "--confirm",
+        name,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "rolled back" in result.stderr and "exactly as it was" in result.stderr
+    assert snapshot(scratch) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "checksum"])
+def test_postgres_damaged_backup_is_rejected_before_anything_changes(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path, damage: str
+) -> None:
+    seed(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    psql(scratch, "DELETE FROM points WHERE id > 100")
+    before = snapshot(scratch)
+    data = backup.read_bytes()
+    backup.write_bytes(data[: len(data) // 3])
+    if damage == "truncated":
+        (backup.parent / f"{backup.name}.sha256").unlink()
+        expected = "is not a readable pg_dump archive"
+    else:
+        expected = "does not match"
+    name = urlsplit(scratch).path.lstrip("/")
+    result = run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--database-url",
+        scratch,
+        "--confirm",
+        name,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr and "Nothing was changed" in result.stderr
+    assert snapshot(scratch) == before
+
+
+def test_postgres_backup_explains_a_private_or_missing_url(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    script = scripts["postgres"] / "backup.sh"
+    internal = "postgresql://u:p@postgres.railway.internal:5432/railway"
+    private = run(script, cwd=tmp_path, env={"DATABASE_URL": internal})
+    assert private.returncode == 1
+    assert "private network" in private.stderr and "DATABASE_PUBLIC_URL" in private.stderr
+    missing = run(script, cwd=tmp_path, env={"DATABASE_URL": ""})
+    assert missing.returncode == 1
+    assert "DATABASE_URL" in missing.stderr and "--database-url" in missing.stderr
+    unreachable = run(
+        script, "--database-url", "postgresql://postgres@127.0.0.1:1/none", cwd=tmp_path
+    )
+    assert unreachable.returncode == 1 and "pg_dump failed" in unreachable.stderr
+    assert not list(tmp_path.glob("backups/*")), "a failed backup leaves nothing behind"
+
+
+# ------------------------------------------------------------------ SQLite --
+def make_sqlite(path: Path, rows: int = 3000) -> None:
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.executescript(
+        """
+        CREATE TABLE guilds (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+        CREATE TABLE points (
+            id INTEGER PRIMARY KEY, guild_id INTEGER REFERENCES guilds, score INTEGER
+        );
+        CREATE INDEX points_guild ON points (guild_id);
+        """
+    )
+    connection.executemany(
+        "INSERT INTO guilds VALUES (?, ?)", [(i, f"guild {i}") for i in range(20)]
+    )
+    connection.executemany(
+        "INSERT INTO points (guild_id, score) VALUES (?, ?)", [(i % 20, i) for i in range(rows)]
+    )
+    connection.commit()
+    connection.close()
+
+
+def dump_sqlite(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+def sqlite_backup(scripts: dict[str, Path], database: Path, workdir: Path) -> Path:
+    result = run(
+        scripts["sqlite"] / "backup.sh",
+        "--database",
+        str(database),
+        "--output-dir",
+        "out",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    backup = workdir / result.stdout.strip().splitlines()[-1]
+    assert backup.suffix == ".sqlite3"
+    assert (backup.parent / f"{backup.name}.sha256").read_text().split()[0] == sha256(backup)
+    return backup
+
+
+def test_sqlite_round_trip_while_the_bot_holds_the_database_open(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    database = tmp_path / "data" / f"{PACKAGE}.sqlite3"
+    database.parent.mkdir()
+    make_sqlite(database)
+    bot = sqlite3.connect(database)  # the running bot's connection, WAL mode
+    bot.execute("INSERT INTO points (guild_id, score) VALUES (1, -1)")
+    bot.commit()  # committed to the -wal file, not yet checkpointed
+    before = dump_sqlite(database)
+
+    backup = sqlite_backup(scripts, database, tmp_path)
+    assert dump_sqlite(backup) == before, "the backup includes what only the WAL held"
+
+    bot.execute("DELETE FROM points WHERE score > 10")
+    bot.execute("DROP INDEX points_guild")
+    bot.commit()
+    result = run(
+        scripts["sqlite"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--database",
+        str(database),
+        "--confirm",
+        database.name,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert dump_sqlite(database) == before
+    # The open connection sees the restored rows: no file was swapped under it.
+    assert bot.execute("SELECT count(*) FROM points").fetchone() == (3001,)
+    bot.close()
+    assert not list(database.parent.glob(".restore-*")), "the checked copy is removed"
+    safety = list((tmp_path / "backups").glob(f"{PACKAGE}-before-restore-*.sqlite3"))
+    assert len(safety) == 1
+    kept = sqlite3.connect(safety[0])
+    assert kept.execute("SELECT count(*) FROM points").fetchone() == (12,)
+    kept.close()
+
+
+def test_sqlite_refuses_a_database_with_data_without_its_name(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    database = tmp_path / f"{PACKAGE}.sqlite3"
+    make_sqlite(database)
+    backup = sqlite_backup(scripts, database, tmp_path)
+    before = sha256(database)
+    for extra in ([], ["--confirm", "other.sqlite3"]):
+        result = run(
+            scripts["sqlite"] / "restore.sh",
+            "--from",
+            str(backup),
+            "--database",
+            str(database),
+            *extra,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 3
+        assert f"--confirm {database.name}" in result.stderr
+    assert sha256(database) == before
+
+
+def test_sqlite_restore_creates_a_missing_database(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "source.sqlite3"
+    make_sqlite(source)
+    backup = sqlite_backup(scripts, source, tmp_path)
+    target = tmp_path / "fresh" / f"{PACKAGE}.sqlite3"
+    target.parent.mkdir()
+    result = run(
+        scripts["sqlite"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--database",
+        str(target),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert dump_sqlite(target) == dump_sqlite(source)
+
+
+@pytest.mark.parametrize("damage", ["corrupt-pages", "not-sqlite", "checksum"])
+def test_sqlite_damaged_backup_leaves_the_database_byte_for_byte(
+    scripts: dict[str, Path], tmp_path: Path, damage: str
+) -> None:
+    database = tmp_path / f"{PACKAGE}.sqlite3"
+    make_sqlite(database)
+    backup = sqlite_backup(scripts, database, tmp_path)
+    connection = sqlite3.connect(database)
+    connection.execute("DELETE FROM points WHERE id > 5")
+    connection.commit()
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    before = sha256(database)
+
+    data = bytearray(backup.read_bytes())
+    if damage == "corrupt-pages":
+        page_size = int.from_bytes(data[16:18], "big")
+        for page in range(2, len(data) // page_size):  # keep the header page
+            data[page * page_size : page * page_size + 64] = b"\xff" * 64
+        expected = "not a sound SQLite database"
+    elif damage == "not-sqlite":
+        data = bytearray(b"PGDMP" + bytes(data[5:]))
+        expected = "not a sound SQLite database"
+    else:
+        data[len(data) // 2] ^= 0x01
+        expected = "does not match"
+    backup.write_bytes(bytes(data))
+    if damage != "checksum":
+        (backup.parent / f"{backup.name}.sha256").unlink()
+
+    result = run(
+        scripts["sqlite"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--database",
+        str(database),
+        "--confirm",
+        database.name,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr and "Nothing was changed" in result.stderr
+    assert sha256(database) == before
+    assert not list(tmp_path.glob(".restore-*"))
+
+
+def test_sqlite_scripts_explain_wrong_invocations(scripts: dict[str, Path], tmp_path: Path) -> None:
+    backup_sh, restore_sh = scripts["sqlite"] / "backup.sh", scripts["sqlite"] / "restore.sh"
+    nothing = run(backup_sh, cwd=tmp_path)
+    assert nothing.returncode == 2
+    assert "--database PATH" in nothing.stderr and "--railway-service" in nothing.stderr
+    missing = run(backup_sh, "--database", "nope.sqlite3", cwd=tmp_path)
+    assert missing.returncode == 1 and "no SQLite database at nope.sqlite3" in missing.stderr
+    no_target = run(restore_sh, "--from", "x", cwd=tmp_path)
+    assert no_target.returncode == 1 and "no backup file at x" in no_target.stderr
+    (tmp_path / "x.sqlite3").write_bytes(b"")
+    no_database = run(restore_sh, "--from", "x.sqlite3", cwd=tmp_path)
+    assert no_database.returncode == 2 and "--database PATH is required" in no_database.stderr
+
+
+# ------------------------------------------------- SQLite through Railway --
+STAND_IN = """#!/bin/sh
+# Stand-in for `railway ssh --service NAME -- COMMAND`: runs COMMAND in a
+# shell with the volume's variable set, as the service's container would,
+# and sends its output through a terminal-like CRLF translation.
+[ "$1" = ssh ] || { echo "unexpected: railway $*" >&2; exit 2; }
+shift
+[ "$1" = --service ] && [ "$2" = "$EXPECTED_SERVICE" ] || { echo "bad service: $*" >&2; exit 2; }
+shift 2
+[ "$1" = -- ] || { echo "missing --: $*" >&2; exit 2; }
+shift
+[ "$#" -eq 1 ] || { echo "the remote command must be one word, got $#" >&2; exit 2; }
+RAILWAY_VOLUME_MOUNT_PATH=$FAKE_VOLUME sh -c "$1" | sed "$FAKE_DAMAGE"
+"""
+
+
+@pytest.fixture
+def railway_stand_in(tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "railway").write_text(STAND_IN)
+    (bin_dir / "railway").chmod(0o755)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    make_sqlite(volume / f"{PACKAGE}.sqlite3", rows=20000)
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_VOLUME": str(volume),
+        "EXPECTED_SERVICE": "pingu-bot",
+        "FAKE_DAMAGE": "s/$/\r/",
+    }
+
+
+def test_sqlite_backup_through_railway_ssh(
+    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
+) -> None:
+    result = run(
+        scripts["sqlite"] / "backup.sh",
+        "--railway-service",
+        "pingu-bot",
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+        env=railway_stand_in,
+    )
+    assert result.returncode == 0, result.stderr
+    backup = tmp_path / result.stdout.strip()
+    original = Path(railway_stand_in["FAKE_VOLUME"]) / f"{PACKAGE}.sqlite3"
+    assert dump_sqlite(backup) == dump_sqlite(original)
+    assert sorted(p.name for p in backup.parent.iterdir()) == [backup.name, f"{backup.name}.sha256"]
+
+
+def test_sqlite_backup_through_railway_rejects_a_corrupted_transfer(
+    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
+) -> None:
+    # Line 200 of the transfer (base64) has its capital letters shifted by one.
+    rotate = "y/ABCDEFGHIJKLMNOPQRSTUVWXYZ/BCDEFGHIJKLMNOPQRSTUVWXYZA/"
+    env = {**railway_stand_in, "FAKE_DAMAGE": f"s/$/\r/;200{rotate}"}
+    result = run(
+        scripts["sqlite"] / "backup.sh",
+        "--railway-service",
+        "pingu-bot",
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "nothing was kept" in result.stderr and "Run the backup again" in result.stderr
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_sqlite_backup_through_railway_names_a_wrong_path(
+    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
+) -> None:
+    result = run(
+        scripts["sqlite"] / "backup.sh",
+        "--railway-service",
+        "pingu-bot",
+        "--remote-database",
+        "/data/it's here.sqlite3",
+        cwd=tmp_path,
+        env=railway_stand_in,
+    )
+    assert result.returncode == 1
+    assert "no SQLite database at /data/it's here.sqlite3" in result.stderr
+    assert "--remote-database" in result.stderr
