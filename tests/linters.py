@@ -111,6 +111,9 @@ PLAIN_TEXT = _glob(
     "*.txt",
     "*.lock.txt",
     "LICENSE",
+    # uv's own format, written by uv: tomllib parses it here, and
+    # tests/test_generated_python.py checks it against pyproject with `uv lock --check`.
+    "uv.lock",
 )
 
 
