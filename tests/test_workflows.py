@@ -1,0 +1,320 @@
+"""The GitHub automation of every rendered combination, read as data.
+
+Linting (actionlint, zizmor, yamllint, the JSON schemas) is test_lint.py's
+job; this file checks what the workflows do, per option:
+
+- the manifest: which of .github/ and scripts/ each option adds or removes;
+- CI's triggers and jobs (lint and test always; the image build with the
+  Dockerfile builder; the Railway config check with a config file), its
+  service containers and their variables per database and Redis answer;
+- deploy.yml and manual-deploy.yml: CI gates every deploy, GitHub
+  Environments staging/production exist exactly when staging does, deploys
+  use `railway up --ci --service <slug>`, concurrency never cancels a
+  deploy, IaC is applied without --confirm-destructive;
+- backup.yml: schedule and manual runs, the right secret per database,
+  an artifact with a retention period;
+- security: `permissions: {}` at the top and read-only job permissions,
+  `persist-credentials: false` on every checkout, no `${{ }}` inside a
+  run: script, every action pinned to a 40-hex SHA with its tag, equal to
+  includes/pins.jinja; every image equal to a pin;
+- dependabot.yml: the uv, github-actions and docker ecosystems, grouped.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import matrix
+from conftest import RenderedMatrix, combination_params
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ROOT / "includes" / "pins.jinja"
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>\s+#.*)?$")
+PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+(?:/[\w./-]+)?)@(?P<sha>[0-9a-f]{40})$")
+
+
+@cache
+def pinned_actions() -> dict[str, tuple[str, str]]:
+    text = PINS.read_text(encoding="utf-8")
+    pattern = r'"([\w.-]+/[\w.-]+)":\s*"([0-9a-f]{40}) # (v[\w.-]+)"'
+    return {name: (sha, tag) for name, sha, tag in re.findall(pattern, text)}
+
+
+@cache
+def pinned_images() -> frozenset[str]:
+    text = PINS.read_text(encoding="utf-8")
+    block = text[text.index("set images") : text.index("set tools")]
+    return frozenset(re.findall(r'"([\w./-]+:[\w.-]+)"', block))
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), path
+    # PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on".
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def workflows(tree: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: load(p) for p in sorted((tree / ".github" / "workflows").glob("*.yml"))}
+
+
+def run_scripts(workflow: dict[str, Any]) -> list[str]:
+    return [
+        step["run"]
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if "run" in step
+    ]
+
+
+def branches(answers: dict[str, Any]) -> list[str]:
+    return ["main", "develop"] if answers["staging"] else ["main"]
+
+
+def environments(answers: dict[str, Any]) -> list[str]:
+    return ["staging", "production"] if answers["staging"] else ["production"]
+
+
+def expected_manifest(answers: dict[str, Any]) -> set[str]:
+    """The files this part of the template owns, per option."""
+    files = {".github/workflows/ci.yml", ".github/dependabot.yml"}
+    if answers["deploy_mode"] == "actions":
+        files |= {".github/workflows/deploy.yml", ".github/workflows/manual-deploy.yml"}
+    if answers.get("backups"):
+        files |= {".github/workflows/backup.yml", "scripts/backup.sh", "scripts/restore.sh"}
+    return files
+
+
+PARAMS = combination_params()
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_manifest(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    tree = rendered_matrix.tree(combo)
+    present = {
+        p.relative_to(tree).as_posix()
+        for folder in (".github", "scripts")
+        if (tree / folder).exists()
+        for p in (tree / folder).rglob("*")
+        if p.is_file()
+    }
+    assert present == expected_manifest(combo.answers)
+    for script in ("scripts/backup.sh", "scripts/restore.sh"):
+        if script in present:
+            assert (tree / script).stat().st_mode & 0o111, f"{script} must be executable"
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    answers = combo.answers
+    ci = workflows(rendered_matrix.tree(combo))["ci.yml"]
+    on = ci["on"]
+    assert "pull_request" in on
+    if answers["deploy_mode"] == "actions":
+        # Pushes are tested by deploy.yml's call; a push trigger would test twice.
+        assert set(on) == {"pull_request", "workflow_call"}
+    else:
+        assert set(on) == {"pull_request", "push"}
+        assert on["push"]["branches"] == branches(answers)
+    assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+    jobs = ci["jobs"]
+    expected = {"lint", "test"}
+    if answers["builder"] == "dockerfile":
+        expected.add("image")
+    if answers["railway_config"] != "none":
+        expected.add("railway-config")
+    assert set(jobs) == expected
+
+    lint_runs = "\n".join(s.get("run", "") for s in jobs["lint"]["steps"])
+    for command in ("uv sync --locked", "ruff check", "ruff format --check", "mypy src tests"):
+        assert command in lint_runs
+
+    test = jobs["test"]
+    services = test.get("services", {})
+    assert set(services) == {
+        name
+        for name, wanted in (
+            ("postgres", answers["database"] == "postgres"),
+            ("redis", answers["redis"]),
+        )
+        if wanted
+    }
+    for service in services.values():
+        assert service["image"] in pinned_images()
+        assert "--health-cmd" in service["options"]
+    env = test["env"]
+    assert env["REQUIRE_SERVICES"] == "1"
+    assert ("TEST_DATABASE_URL" in env) == (answers["database"] == "postgres")
+    assert ("TEST_REDIS_URL" in env) == answers["redis"]
+    assert any("pytest" in s.get("run", "") for s in test["steps"])
+
+    for job in ("lint", "test"):
+        setup_uv = next(
+            s for s in jobs[job]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv@")
+        )
+        assert setup_uv["with"]["enable-cache"] is True
+
+    if "image" in jobs:
+        build = next(s for s in jobs["image"]["steps"] if "build-push-action" in s.get("uses", ""))
+        assert build["with"]["push"] is False and build["with"]["file"] == "Dockerfile"
+    if answers["railway_config"] == "iac":
+        script = "\n".join(run_scripts({"jobs": {"c": jobs["railway-config"]}}))
+        assert "IAC_ENVIRONMENT" in script and ".railway/railway.py" in script
+        for environment in environments(answers):
+            assert environment in script
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_deploy(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    answers = combo.answers
+    found = workflows(rendered_matrix.tree(combo))
+    if answers["deploy_mode"] != "actions":
+        assert "deploy.yml" not in found and "manual-deploy.yml" not in found
+        return
+    slug = matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})["project_slug"]
+
+    deploy = found["deploy.yml"]
+    assert set(deploy["on"]) == {"push"}
+    assert deploy["on"]["push"]["branches"] == branches(answers)
+    assert deploy["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    job = deploy["jobs"]["deploy"]
+    assert job["needs"] == "ci"
+    environment = job["environment"]["name"]
+    if answers["staging"]:
+        assert environment == "${{ github.ref_name == 'main' && 'production' || 'staging' }}"
+    else:
+        assert environment == "production"
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert job["env"]["SERVICE"] == slug
+    assert job["env"]["RAILWAY_TOKEN"] == "${{ secrets.RAILWAY_TOKEN }}"
+
+    manual = found["manual-deploy.yml"]
+    inputs = manual["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == environments(answers)
+    assert inputs["action"]["options"] == ["deploy", "redeploy"]
+    manual_job = manual["jobs"]["deploy"]
+    assert (
+        manual_job["needs"] == "ci" and manual["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    )
+    assert manual_job["environment"]["name"] == "${{ inputs.environment }}"
+    # Both workflows share the per-environment groups, so they never overlap.
+    assert manual_job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"
+    assert job["concurrency"]["group"] == f"deploy-{environment}"
+    assert manual_job["concurrency"]["cancel-in-progress"] is False
+
+    for workflow in (deploy, manual):
+        scripts = "\n".join(run_scripts(workflow))
+        assert 'railway up --ci --service "$SERVICE"' in scripts
+        assert "--detach" not in scripts
+        assert "--confirm-destructive" not in scripts
+        assert "railway deployment list" in scripts
+        has_apply = "railway config apply --yes" in scripts
+        assert has_apply == (answers["railway_config"] == "iac")
+    assert 'railway redeploy --service "$SERVICE" --yes' in "\n".join(run_scripts(manual))
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    answers = combo.answers
+    found = workflows(rendered_matrix.tree(combo))
+    if not answers.get("backups"):
+        assert "backup.yml" not in found
+        return
+    backup = found["backup.yml"]
+    assert set(backup["on"]) == {"schedule", "workflow_dispatch"}
+    assert len(backup["on"]["schedule"]) == 1
+    job = backup["jobs"]["backup"]
+    assert job["environment"]["name"] == "backups"
+    scripts = "\n".join(run_scripts(backup))
+    text = (rendered_matrix.tree(combo) / ".github/workflows/backup.yml").read_text()
+    if answers["database"] == "postgres":
+        assert "secrets.DATABASE_PUBLIC_URL" in text and "secrets.RAILWAY_TOKEN" not in text
+        assert "sh scripts/backup.sh --output-dir backups" in scripts
+    else:
+        assert "secrets.RAILWAY_TOKEN" in text and "DATABASE_PUBLIC_URL" not in text
+        slug = matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})["project_slug"]
+        assert f"sh scripts/backup.sh --railway-service {slug} --output-dir backups" in scripts
+    upload = next(
+        s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")
+    )
+    assert upload["with"]["retention-days"] and upload["with"]["if-no-files-found"] == "error"
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_workflow_security(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    tree = rendered_matrix.tree(combo)
+    for name, workflow in workflows(tree).items():
+        assert workflow["permissions"] == {}, f"{name}: nothing by default"
+        for job_name, job in workflow["jobs"].items():
+            permissions = job.get("permissions")
+            assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
+            assert set(permissions.values()) <= {"read", "none"}, (
+                f"{name}/{job_name} writes nothing"
+            )
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False
+                # Values reach scripts through env:, never spliced into them.
+                assert "${{" not in step.get("run", ""), f"{name}/{job_name}: expression in run:"
+            for service in job.get("services", {}).values():
+                assert service["image"] in pinned_images()
+
+
+def test_every_action_is_pinned_to_a_sha_in_pins(rendered_matrix: RenderedMatrix) -> None:
+    """Each `uses:` line in every distinct workflow: a pinned SHA with its tag comment."""
+    seen: set[tuple[str, str]] = set()
+    for tree in rendered_matrix.trees.values():
+        for path in (tree / ".github" / "workflows").glob("*.yml"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if (match := USES.match(line)) is None:
+                    continue
+                ref = match["ref"]
+                if ref.startswith("./"):
+                    continue
+                seen.add((ref, (match["comment"] or "").strip()))
+    assert seen, "no actions found"
+    pins = pinned_actions()
+    for ref, comment in sorted(seen):
+        pinned = PINNED.match(ref)
+        assert pinned, f"{ref} is not pinned to a 40-hex commit SHA"
+        action = "/".join(pinned["action"].split("/")[:2])
+        assert action in pins, f"{action} is not in includes/pins.jinja"
+        sha, tag = pins[action]
+        assert pinned["sha"] == sha, f"{ref}: not the SHA of includes/pins.jinja"
+        assert comment == f"# {tag}", f"{ref}: the comment must name its tag ({tag})"
+
+
+def test_images_in_workflows_are_pins(rendered_matrix: RenderedMatrix) -> None:
+    images: set[str] = set()
+    for tree in rendered_matrix.trees.values():
+        for path in (tree / ".github" / "workflows").glob("*.yml"):
+            images |= set(
+                re.findall(r"(?m)^\s+(?:image|[A-Z_]+_IMAGE):\s*(\S+)$", path.read_text("utf-8"))
+            )
+    assert images and images <= pinned_images(), images - pinned_images()
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
+    answers = combo.answers
+    config = load(rendered_matrix.tree(combo) / ".github" / "dependabot.yml")
+    assert config["version"] == 2
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"uv", "github-actions", "docker"}
+    for update in updates.values():
+        assert update["groups"], "updates arrive grouped"
+        assert update["cooldown"]["default-days"] >= 7
+        assert update.get("target-branch") == ("develop" if answers["staging"] else None)
+    docker_dir = "/" if answers["builder"] == "dockerfile" else "/docker"
+    assert updates["docker"]["directory"] == docker_dir
+    dockerfile = rendered_matrix.tree(combo) / docker_dir.lstrip("/") / "Dockerfile"
+    assert dockerfile.is_file(), f"dependabot watches {dockerfile}, which must exist"
