@@ -154,7 +154,7 @@ RULES: tuple[Rule, ...] = (
         "staging",
         "DEPLOYMENT.md",
         lambda a: True,
-        pattern=r"(?i)\bstaging\b",
+        pattern=r"(?m)^\| Environments \|.*`staging`",
         contains_when=lambda a: a["staging"],
     ),
     # backups
