@@ -57,8 +57,11 @@ def free_port() -> int:
 
 
 def uv() -> str:
-    # `uv run` tells its children where it lives.
-    found = os.environ.get("UV") or shutil.which("uv")
+    # `uv run` tells its children where it lives; otherwise prefer the uv
+    # installed beside this interpreter (the template's dev environment) over
+    # PATH, where a version-manager shim may pick another Python's uv.
+    beside = Path(sys.executable).parent / "uv"
+    found = os.environ.get("UV") or (str(beside) if beside.exists() else shutil.which("uv"))
     if found is None:
         sys.exit("uv is not on PATH")
     return found
