@@ -61,8 +61,13 @@ def _name(relpath: str) -> str:
     return PurePosixPath(relpath).name
 
 
-def _glob(*patterns: str) -> Callable[[str], bool]:
-    def matches(relpath: str) -> bool:
+#: Decides whether a linter applies to a file, from its relative path and,
+#: where the name says too little (a script without .sh), its content.
+Selector = Callable[[str, Path | None], bool]
+
+
+def _glob(*patterns: str) -> Selector:
+    def matches(relpath: str, path: Path | None = None) -> bool:
         name = _name(relpath)
         return any(
             fnmatch.fnmatchcase(relpath, p) or ("/" not in p and fnmatch.fnmatchcase(name, p))
@@ -137,34 +142,36 @@ def _tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def check_python_compiles(files: list[Path]) -> list[str]:
-    problems = []
-    for path in files:
-        try:
-            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            problems.append(f"{path}: {exc}")
-    return problems
+def _parse_each(
+    parse: Callable[[Path], object], errors: type[Exception] | tuple[type[Exception], ...]
+) -> Callable[[list[Path]], list[str]]:
+    """A check that reports every file the parser rejects, with the parser's message."""
+
+    def check(files: list[Path]) -> list[str]:
+        problems = []
+        for path in files:
+            try:
+                parse(path)
+            except errors as exc:
+                problems.append(f"{path}: {exc}")
+        return problems
+
+    return check
 
 
-def check_toml_parses(files: list[Path]) -> list[str]:
-    problems = []
-    for path in files:
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"{path}: {exc}")
-    return problems
-
-
-def check_json_parses(files: list[Path]) -> list[str]:
-    problems = []
-    for path in files:
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}: {exc}")
-    return problems
+check_python_compiles = _parse_each(
+    lambda path: compile(path.read_bytes(), str(path), "exec", dont_inherit=True), SyntaxError
+)
+check_toml_parses = _parse_each(
+    lambda path: tomllib.loads(path.read_text(encoding="utf-8")), tomllib.TOMLDecodeError
+)
+check_json_parses = _parse_each(
+    lambda path: json.loads(path.read_text(encoding="utf-8")), json.JSONDecodeError
+)
+check_yaml_parses = _parse_each(
+    lambda path: list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader)),
+    yaml.YAMLError,
+)
 
 
 def check_railway_schema(files: list[Path]) -> list[str]:
@@ -244,22 +251,12 @@ def check_whitespace(files: list[Path]) -> list[str]:
     return problems
 
 
-def check_yaml_parses(files: list[Path]) -> list[str]:
-    problems = []
-    for path in files:
-        try:
-            list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader))
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: {exc}")
-    return problems
-
-
 @dataclass(frozen=True)
 class Linter:
     """One tool applied to one kind of file."""
 
     name: str
-    selects: Callable[[str], bool]
+    selects: Selector
     argv: tuple[str, ...] = ()
     check: Callable[[list[Path]], list[str]] | None = None
 
@@ -269,7 +266,7 @@ class Linter:
         return _run([_tool(self.argv[0]), *self.argv[1:]], files)
 
 
-def _text_file(relpath: str) -> bool:
+def _text_file(relpath: str, path: Path | None = None) -> bool:
     return True
 
 
@@ -301,7 +298,7 @@ LINTERS: tuple[Linter, ...] = (
         ("check-jsonschema", "--builtin-schema", "vendor.compose-spec"),
     ),
     Linter("hadolint", is_dockerfile, ("hadolint", "--no-color", "--failure-threshold", "style")),
-    Linter("shellcheck", lambda rel: False, ("shellcheck", "--format", "gcc")),  # see shell_files
+    Linter("shellcheck", is_shell, ("shellcheck", "--format", "gcc")),
     Linter("taplo-lint", is_taplo_toml, ("taplo", "lint", "--no-schema")),
     Linter("taplo-format", is_taplo_toml, ("taplo", "fmt", "--check")),
     Linter("toml-parse", is_toml, check=check_toml_parses),
@@ -320,9 +317,7 @@ PARSE_ONLY = {"python-compile", "yaml-parse", "toml-parse", "json-parse", "white
 
 
 def files_for(linter: Linter, files: Iterable[DistinctFile]) -> list[DistinctFile]:
-    if linter.name == "shellcheck":
-        return [f for f in files if is_shell(f.relpath, f.path)]
-    return [f for f in files if linter.selects(f.relpath)]
+    return [f for f in files if linter.selects(f.relpath, f.path)]
 
 
 def unlinted(files: Iterable[DistinctFile]) -> list[str]:
