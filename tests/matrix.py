@@ -90,8 +90,25 @@ def default(name: str, answers: dict[str, Any]) -> Any:
     return _cast(question, render_expr(question.get("default"), answers))
 
 
+def choice_error(name: str, answers: dict[str, Any]) -> str:
+    """Why the answer to ``name`` is a disabled choice ('' if it is enabled).
+
+    A choice written as ``label: {value: ..., validator: ...}`` is offered
+    only while its validator renders empty; Copier refuses it otherwise, with
+    the validator's text as the reason.
+    """
+    raw = questions()[name].get("choices")
+    items = raw.values() if isinstance(raw, dict) else (raw or [])
+    for item in items:
+        if isinstance(item, dict) and item.get("value") == answers.get(name):
+            return str(render_expr(item.get("validator", ""), answers)).strip()
+    return ""
+
+
 def validation_error(name: str, answers: dict[str, Any]) -> str:
     """The validator message of one question for these answers ('' if valid)."""
+    if disabled := choice_error(name, answers):
+        return disabled
     validator = questions()[name].get("validator")
     return render_expr(validator, answers).strip() if validator else ""
 
@@ -135,6 +152,9 @@ def _enumerate() -> tuple[list[Combination], list[tuple[dict[str, Any], list[str
     valid: list[Combination] = []
     rejected: list[tuple[dict[str, Any], list[str]]] = []
     seen: set[tuple[tuple[str, Any], ...]] = set()
+    # A disabled choice refuses every combination it is part of, for the same
+    # reason: one refused combination per disabled choice proves it.
+    disabled_seen: set[tuple[str, Any]] = set()
     for values in itertools.product(*(choices(n) for n in STRUCTURAL)):
         data = dict(zip(STRUCTURAL, values, strict=True))
         # A question that is not asked takes its default, whatever we passed:
@@ -146,6 +166,10 @@ def _enumerate() -> tuple[list[Combination], list[tuple[dict[str, Any], list[str
         seen.add(key)
         context = complete({**REQUIRED_ANSWERS, **dict(key)})
         if problems := errors(context):
+            disabled = {(n, context[n]) for n in STRUCTURAL if choice_error(n, context)}
+            if disabled and disabled <= disabled_seen:
+                continue
+            disabled_seen |= disabled
             rejected.append((dict(key), problems))
         else:
             valid.append(Combination(key))

@@ -51,7 +51,12 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"builder": "buildpacks"}, "Invalid choice for 'builder'"),
     ({"railway_config": "yaml"}, "Invalid choice for 'railway_config'"),
     ({"deploy_mode": "manual"}, "Invalid choice for 'deploy_mode'"),
-    ({"builder": "nixpacks", "railway_config": "none"}, "choose railway_config=iac, json or toml"),
+    ({"builder": "nixpacks", "railway_config": "none"}, "railway_config=iac, or builder=railpack"),
+    # Config as Code: kept as choices only so that copy explains the refusal
+    # and update replaces a stored json/toml answer (see test_update.py).
+    ({"railway_config": "json"}, "stopped reading railway.json (Config as Code) on 2026-12-01"),
+    ({"railway_config": "toml"}, "stopped reading railway.toml (Config as Code) on 2026-12-01"),
+    ({"railway_config": "json"}, "Choose railway_config=iac (.railway/railway.py, the same"),
     ({"database": "none", "backups": True}, "backups=true needs a database"),
 ]
 
@@ -130,7 +135,7 @@ def test_cli_shows_the_message_and_fails(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode != 0
-    assert "choose railway_config=iac, json or toml, or builder=railpack" in proc.stderr
+    assert "choose railway_config=iac, or builder=railpack" in proc.stderr
     _assert_nothing_written(dst)
 
 
@@ -168,11 +173,11 @@ HOSTILE_STRUCTURE = [
         "database": "sqlite",
         "redis": True,
         "builder": "railpack",
-        "railway_config": "json",
+        "railway_config": "none",
         "deploy_mode": "autodeploy",
         "staging": False,
     },
-    {"database": "none", "builder": "nixpacks", "railway_config": "toml"},
+    {"database": "none", "builder": "nixpacks", "railway_config": "iac"},
 ]
 
 

@@ -25,7 +25,6 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
@@ -35,10 +34,13 @@ from test_env_example import config_py, settings_env_names
 
 import matrix
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "railway"
-SCHEMA = json.loads((SHARED / "railway.schema.json").read_text(encoding="utf-8"))
+DATA = Path(__file__).resolve().parent / "data" / "railway"
+# Railway's Config-as-Code schema: no generated file uses that format any more,
+# but its keys and types are still the service settings' own (the IaC file
+# sends the same build/deploy objects).
+SCHEMA = json.loads((DATA / "railway.schema.json").read_text(encoding="utf-8"))
 BUILDERS = {"dockerfile": "DOCKERFILE", "railpack": "RAILPACK", "nixpacks": "NIXPACKS"}
-DEADLINE = "2026-12-01"
+RETIRED = "2026-12-01"  # Railway stopped reading railway.json and railway.toml
 
 # The CLI's evaluation of a .py file (IAC.md section 1, steps 1-6), as one
 # `python3 -c` script taking the file's path; run from the project root.
@@ -130,11 +132,7 @@ def iac_graph(tree: Path, env: str) -> dict:
 def carried_settings(combo: matrix.Combination, tree: Path) -> dict | None:
     """build/deploy of the file this combination carries (None: railway_config=none)."""
     kind = combo.answers["railway_config"]
-    if kind == "json":
-        data = json.loads((tree / "railway.json").read_text(encoding="utf-8"))
-    elif kind == "toml":
-        data = tomllib.loads((tree / "railway.toml").read_text(encoding="utf-8"))
-    elif kind == "iac":
+    if kind == "iac":
         data = service_node(iac_graph(tree, "production"), slug_of(tree))
     else:
         return None
@@ -157,8 +155,9 @@ def test_file_manifest(rendered_matrix, combo):
         "railpack.json": a["builder"] == "railpack",
         "nixpacks.toml": a["builder"] == "nixpacks",
         ".railway/railway.py": a["railway_config"] == "iac",
-        "railway.json": a["railway_config"] == "json",
-        "railway.toml": a["railway_config"] == "toml",
+        # Config as Code, which Railway no longer reads: never generated.
+        "railway.json": False,
+        "railway.toml": False,
         "compose.yaml": True,
         ".dockerignore": True,
         ".env.example": True,
@@ -228,33 +227,18 @@ def carried_by_combo(rendered_matrix):
     return {combo.id: carried_settings(combo, rendered_matrix.tree(combo)) for combo in COMBOS}
 
 
-def test_forms_agree_across_railway_config(carried_by_combo):
-    """json, toml and IaC carry identical settings for otherwise equal answers."""
-    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    for combo in COMBOS:
-        if (settings := carried_by_combo[combo.id]) is not None:
-            groups[_group_key(combo)][combo.answers["railway_config"]] = settings
-    compared = 0
-    for key, forms in groups.items():
-        reference_form, reference = next(iter(forms.items()))
-        for form, settings in forms.items():
-            assert settings == reference, f"{dict(key)}: {form} differs from {reference_form}"
-        compared += len(forms) > 1
-    assert compared, "no group had two forms to compare"
-
-
 @pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
 def test_runbook_table_matches_the_file(rendered_matrix, carried_by_combo, combo):
     tree = rendered_matrix.tree(combo)
     table = doc_settings(tree)
     settings = carried_by_combo[combo.id]
     if settings is None:
-        # railway_config=none: compare with the json form of the same answers.
+        # railway_config=none: compare with the IaC file of the same answers.
         twin = next(
             (
                 c
                 for c in COMBOS
-                if _group_key(c) == _group_key(combo) and c.answers["railway_config"] == "json"
+                if _group_key(c) == _group_key(combo) and c.answers["railway_config"] == "iac"
             ),
             None,
         )
@@ -462,20 +446,22 @@ def test_builder_files_agree(rendered_matrix, carried_by_combo, combo):
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=ids(COMBOS))
-def test_legacy_deadline_and_migration_are_documented(rendered_matrix, combo):
+def test_config_file_choice_is_documented_truthfully(rendered_matrix, combo):
+    """Nothing promises Config as Code after its retirement; IaC renders say how to move."""
     tree = rendered_matrix.tree(combo)
     kind = combo.answers["railway_config"]
     doc = (tree / "DEPLOYMENT.md").read_text(encoding="utf-8")
-    if kind in ("json", "toml"):
-        assert DEADLINE in doc
-        assert "railway config migrate --lang py" in doc
-        assert "from railway_iac import" in doc and "from railway_sdk import" in doc
-    if kind == "toml":
-        head = (tree / "railway.toml").read_text(encoding="utf-8").split("\n\n", 1)[0]
-        assert DEADLINE in head and "railway config migrate --lang py" in head
+    for path in tree.rglob("*"):
+        if path.is_file() and path.suffix in {".md", ".py", ".toml", ".yml", ".yaml", ".json"}:
+            text = path.read_text(encoding="utf-8")
+            assert f"until {RETIRED}" not in text and "stops reading" not in text, path
     if kind == "iac":
         assert "PARTIAL" in doc and "whole-project" in doc
         assert ("IAC_ENVIRONMENT" in doc) == combo.answers["staging"]
+        moving = doc.split("### A service that used railway.json or railway.toml", 1)[1]
+        moving = moving.split("\n### ", 1)[0]
+        assert f"on {RETIRED}" in moving and "Config-as-code" in moving
+        assert "railway config plan" in moving and "railway config apply" in moving
     if kind == "none":
         for variable in (
             "RAILWAY_DEPLOYMENT_DRAINING_SECONDS",
@@ -486,7 +472,7 @@ def test_legacy_deadline_and_migration_are_documented(rendered_matrix, combo):
 
 
 # ------------------------------------------------------ railway commands --
-CLI = json.loads((SHARED / "cli-commands.json").read_text(encoding="utf-8"))
+CLI = json.loads((DATA / "cli-commands.json").read_text(encoding="utf-8"))
 INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*railway [^`]+)`")
 
 
@@ -586,7 +572,7 @@ def test_every_railway_command_in_generated_files_parses(rendered_matrix):
     checked: set[str] = set()
     for combo in COMBOS:
         tree = rendered_matrix.tree(combo)
-        for rel in ("DEPLOYMENT.md", ".railway/railway.py", "railway.toml", "nixpacks.toml"):
+        for rel in ("DEPLOYMENT.md", ".railway/railway.py", "nixpacks.toml"):
             path = tree / rel
             if path.is_file():
                 for line in railway_lines(path.read_text(encoding="utf-8")):
