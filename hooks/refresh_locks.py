@@ -11,7 +11,8 @@ new or changed set on its own.
 For each set this renders the template with a placeholder project name, copies
 the current kept lock beside it (so unchanged pins stay where they are), runs
 `uv lock` and stores the result under the set's key. uv.lock.jinja swaps the
-placeholder for the real project name.
+placeholder for the real project name and moves its package block to where uv
+sorts that name, so the rendered lock is byte for byte the one uv writes.
 
     .venv/bin/python hooks/refresh_locks.py            # relock what changed
     .venv/bin/python hooks/refresh_locks.py --upgrade  # newest allowed versions

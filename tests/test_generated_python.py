@@ -76,7 +76,9 @@ def _lock_sets() -> list[Any]:
 
 def _render(answers: dict[str, Any], dst: Path) -> tuple[Path, dict[str, Any]]:
     structural = {
-        k: v for k, v in answers.items() if k in matrix.STRUCTURAL or k == "python_version"
+        k: v
+        for k, v in answers.items()
+        if k in matrix.STRUCTURAL or k in {"python_version", "project_slug"}
     }
     matrix.render(structural, dst)
     return dst, matrix.complete({**matrix.REQUIRED_ANSWERS, **structural})
@@ -145,11 +147,44 @@ def test_generated_project_passes_its_own_toolchain(wanted: dict[str, Any], tmp_
 @pytest.mark.parametrize("answers", _lock_sets())
 def test_each_kept_lock_installs_without_resolving(answers: dict[str, Any], tmp_path: Path) -> None:
     project, completed = _render(answers, tmp_path / "project")
-    key = refresh_locks.lock_key(completed)
-    kept = (refresh_locks.LOCKS / f"{key}.lock").read_text(encoding="utf-8")
-    expected = kept.replace(f'"{refresh_locks.PLACEHOLDER}"', f'"{completed["project_slug"]}"')
-    assert (project / "uv.lock").read_text(encoding="utf-8") == expected
     _run([refresh_locks.uv_binary(), "sync", "--locked"], project, _environment(completed))
+
+
+#: Project names that sort before, among and after every locked package.
+SORT_POSITIONS = ("aaa-bot", "maple-bot", "zzz-bot")
+
+
+def _lock_sets_with_names() -> list[Any]:
+    return [
+        pytest.param(answers, SORT_POSITIONS[i % 3], id=f"{key}-{SORT_POSITIONS[i % 3]}")
+        for i, (key, answers) in enumerate(refresh_locks.dependency_sets().items())
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("answers", "slug"), _lock_sets_with_names())
+def test_rendered_lock_is_the_one_uv_writes(
+    answers: dict[str, Any], slug: str, tmp_path: Path
+) -> None:
+    """An owner's first `uv lock` must not move anything in the rendered lock.
+
+    uv leaves a lock it finds satisfied untouched, so the project's version is
+    bumped to make it write the file again (keeping every pin); the result must
+    differ from the rendered lock in that one line only. Otherwise the next
+    template lock change would conflict with the owner's relocked file.
+    """
+    project, completed = _render({**answers, "project_slug": slug}, tmp_path / "project")
+    rendered = (project / "uv.lock").read_text(encoding="utf-8")
+    own = f'name = "{slug}"\nversion = "0.1.0"\n'
+    assert rendered.count(own) == 1, f"no package block for {slug} in the rendered lock"
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(
+        text.replace('version = "0.1.0"', 'version = "0.1.1"', 1), encoding="utf-8"
+    )
+    _run([refresh_locks.uv_binary(), "lock"], project, _environment(completed))
+    relocked = (project / "uv.lock").read_text(encoding="utf-8")
+    assert relocked == rendered.replace(own, own.replace("0.1.0", "0.1.1"))
 
 
 @pytest.mark.slow
