@@ -28,7 +28,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_CONFIG = ROOT / "tests" / "lint"
-RAILWAY_SCHEMA = ROOT / "tests" / "data" / "railway" / "railway.schema.json"
 BIN = Path(sys.executable).parent
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -87,7 +86,6 @@ is_dockerfile = _glob("Dockerfile", "*.Dockerfile", "Dockerfile.*")
 is_toml = _glob("*.toml", "uv.lock")
 is_taplo_toml = _glob("*.toml")
 is_json = _glob("*.json")
-is_railway_config = _glob("railway.json", "railway.toml")
 is_railpack = _glob("railpack.json")
 is_dotenv = _glob(".env.example", ".env.*.example")
 is_markdown = _glob("*.md")
@@ -172,23 +170,6 @@ check_yaml_parses = _parse_each(
     lambda path: list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SafeLoader)),
     yaml.YAMLError,
 )
-
-
-def check_railway_schema(files: list[Path]) -> list[str]:
-    """railway.json / railway.toml against the schema of Railway's config files."""
-    import jsonschema
-
-    schema = json.loads(RAILWAY_SCHEMA.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft7Validator(schema)
-    problems = []
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        problems += [
-            f"{path}: {'/'.join(map(str, e.path))}: {e.message}"
-            for e in validator.iter_errors(document)
-        ]
-    return problems
 
 
 RAILPACK_KEYS = {
@@ -303,7 +284,6 @@ LINTERS: tuple[Linter, ...] = (
     Linter("taplo-format", is_taplo_toml, ("taplo", "fmt", "--check")),
     Linter("toml-parse", is_toml, check=check_toml_parses),
     Linter("json-parse", is_json, check=check_json_parses),
-    Linter("railway-schema", is_railway_config, check=check_railway_schema),
     Linter("railpack-config", is_railpack, check=check_railpack_config),
     Linter("dotenv-linter", is_dotenv, ("dotenv-linter", "lint")),
     Linter(
