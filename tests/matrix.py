@@ -32,6 +32,7 @@ STRUCTURAL = (
     "railway_config",
     "deploy_mode",
     "staging",
+    "template_updates",
     "backups",
 )
 
@@ -75,6 +76,16 @@ def choices(name: str) -> list[Any]:
     raw = question["choices"]
     values = list(raw.values()) if isinstance(raw, dict) else list(raw)
     return [v["value"] if isinstance(v, dict) else v for v in values]
+
+
+def disabled_choices(name: str) -> list[Any]:
+    """Choices that copier.yml refuses whatever the other answers are.
+
+    They stay in copier.yml so that Copier can explain the refusal, and so
+    that an existing project's stored answer is replaced on update.
+    """
+    context = complete(REQUIRED_ANSWERS)
+    return [value for value in choices(name) if choice_error(name, {**context, name: value})]
 
 
 def is_asked(name: str, answers: dict[str, Any]) -> bool:

@@ -123,14 +123,15 @@ RULES: tuple[Rule, ...] = (
     Rule("builder", ".dockerignore", lambda a: True),
     # railway_config
     Rule("railway_config", ".railway/railway.py", lambda a: a["railway_config"] == "iac"),
-    Rule("railway_config", "railway.json", lambda a: a["railway_config"] == "json"),
-    Rule("railway_config", "railway.toml", lambda a: a["railway_config"] == "toml"),
+    # Config as Code is retired: json and toml are refused on copy, never rendered.
+    Rule("railway_config", "railway.json", lambda a: False),
+    Rule("railway_config", "railway.toml", lambda a: False),
     Rule(
         "railway_config",
         "DEPLOYMENT.md",
         lambda a: True,
-        pattern=r"2026-12-01",
-        contains_when=lambda a: a["railway_config"] in ("json", "toml"),
+        pattern=r"### A service that used railway\.json or railway\.toml",
+        contains_when=lambda a: a["railway_config"] == "iac",
     ),
     # deploy_mode
     Rule("deploy_mode", ".github/workflows/deploy.yml", lambda a: a["deploy_mode"] == "actions"),
@@ -157,12 +158,27 @@ RULES: tuple[Rule, ...] = (
         pattern=r"(?m)^\| Environments \|.*`staging`",
         contains_when=lambda a: a["staging"],
     ),
+    # template_updates
+    Rule(
+        "template_updates",
+        ".github/workflows/template-update.yml",
+        lambda a: a["template_updates"],
+    ),
+    Rule(
+        "template_updates",
+        "docs/template.md",
+        lambda a: True,
+        pattern=r"## Updates as pull requests",
+        contains_when=lambda a: a["template_updates"],
+    ),
     # backups
     Rule("backups", ".github/workflows/backup.yml", lambda a: a["backups"]),
     Rule("backups", "scripts/backup.sh", lambda a: a["backups"]),
     Rule("backups", "scripts/restore.sh", lambda a: a["backups"]),
     # always
     Rule("project", "README.md", lambda a: True),
+    Rule("project", "docs/development.md", lambda a: True),
+    Rule("project", "scripts/template-update.sh", lambda a: True),
     Rule("project", "CHANGELOG.md", lambda a: True),
     Rule("project", "DEPLOYMENT.md", lambda a: True),
     Rule("project", ".env.example", lambda a: True),
@@ -194,7 +210,13 @@ def test_matrix_is_the_full_product() -> None:
     assert asked == set(matrix.STRUCTURAL)
     for name in matrix.STRUCTURAL:
         seen = {dict(c.data).get(name) for c in combos} - {None}
-        assert seen == set(matrix.choices(name)), f"{name}: {seen}"
+        offered = set(matrix.choices(name)) - set(matrix.disabled_choices(name))
+        assert seen == offered, f"{name}: {seen}"
+    # A disabled choice is refused, with its reason, in one combination each.
+    refused = {(n, a[n]) for a, _ in matrix.rejected_combinations() for n in a}
+    for name in matrix.STRUCTURAL:
+        for value in matrix.disabled_choices(name):
+            assert (name, value) in refused, (name, value)
 
 
 def test_every_combination_rendered(rendered_matrix: RenderedMatrix) -> None:

@@ -85,7 +85,9 @@ def environments(answers: dict[str, Any]) -> list[str]:
 
 def expected_manifest(answers: dict[str, Any]) -> set[str]:
     """The files this part of the template owns, per option."""
-    files = {".github/workflows/ci.yml", ".github/dependabot.yml"}
+    files = {".github/workflows/ci.yml", ".github/dependabot.yml", "scripts/template-update.sh"}
+    if answers["template_updates"]:
+        files.add(".github/workflows/template-update.yml")
     if answers["deploy_mode"] == "actions":
         files |= {".github/workflows/deploy.yml", ".github/workflows/manual-deploy.yml"}
     if answers.get("backups"):
@@ -107,7 +109,7 @@ def test_manifest(rendered_matrix: RenderedMatrix, combo: matrix.Combination) ->
         if p.is_file()
     }
     assert present == expected_manifest(combo.answers)
-    for script in ("scripts/backup.sh", "scripts/restore.sh"):
+    for script in ("scripts/backup.sh", "scripts/restore.sh", "scripts/template-update.sh"):
         if script in present:
             assert (tree / script).stat().st_mode & 0o111, f"{script} must be executable"
 
@@ -257,9 +259,13 @@ def test_workflow_security(rendered_matrix: RenderedMatrix, combo: matrix.Combin
         for job_name, job in workflow["jobs"].items():
             permissions = job.get("permissions")
             assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
-            assert set(permissions.values()) <= {"read", "none"}, (
-                f"{name}/{job_name} writes nothing"
-            )
+            if name == "template-update.yml":
+                # It pushes one branch and opens one pull request; nothing else.
+                assert permissions == {"contents": "write", "pull-requests": "write"}
+            else:
+                assert set(permissions.values()) <= {"read", "none"}, (
+                    f"{name}/{job_name} writes nothing"
+                )
             for step in job.get("steps", []):
                 if step.get("uses", "").startswith("actions/checkout@"):
                     assert step.get("with", {}).get("persist-credentials") is False
@@ -318,3 +324,25 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
     assert updates["docker"]["directory"] == docker_dir
     dockerfile = rendered_matrix.tree(combo) / docker_dir.lstrip("/") / "Dockerfile"
     assert dockerfile.is_file(), f"dependabot watches {dockerfile}, which must exist"
+
+
+@pytest.mark.parametrize(
+    "combo", [p for p in PARAMS if p.values[0].answers["template_updates"]][:4]
+)
+def test_template_update_workflow(
+    rendered_matrix: RenderedMatrix, combo: matrix.Combination
+) -> None:
+    """Weekly, on demand, one job that runs the bot's own update script."""
+    workflow = workflows(rendered_matrix.tree(combo))["template-update.yml"]
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    (job,) = workflow["jobs"].values()
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    # Copier merges against the history; credentials never stay on disk.
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    setup_uv = next(s for s in job["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv@"))
+    assert setup_uv["with"]["enable-cache"] is False
+    scripts = "\n".join(run_scripts(workflow))
+    assert "scripts/template-update.sh" in scripts
+    assert "gh pr create" in scripts and "gh pr edit" in scripts
+    assert job["env"]["GH_TOKEN"] == "${{ secrets.TEMPLATE_UPDATE_TOKEN || github.token }}"
