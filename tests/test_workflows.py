@@ -129,12 +129,15 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
     assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
 
     jobs = ci["jobs"]
-    expected = {"lint", "test"}
+    expected = {"lint", "test", "audit"}
     if answers["builder"] == "dockerfile":
         expected.add("image")
     if answers["railway_config"] != "none":
         expected.add("railway-config")
     assert set(jobs) == expected
+
+    # Known vulnerabilities in the lock fail CI; accepting one is an explicit flag.
+    assert [s["run"] for s in jobs["audit"]["steps"] if "run" in s] == ["uv audit --locked"]
 
     lint_runs = "\n".join(s.get("run", "") for s in jobs["lint"]["steps"])
     for command in ("uv sync --locked", "ruff check", "ruff format --check", "mypy src tests"):
