@@ -26,7 +26,7 @@ CHECKS = {
     "dependabot-schema": [".github/dependabot.yml"],
     "shellcheck": [".ci/run"],
     "taplo-lint": ["pyproject.toml", "tests/lint/*.toml"],
-    "markdown": ["README.md", "docs/**/*.md", "tests/data/**/*.md"],
+    "markdown": ["README.md", "CHANGELOG.md", "docs/**/*.md", "tests/data/**/*.md"],
 }
 
 
@@ -53,3 +53,4 @@ def test_quick_start_is_two_commands_that_generate_and_test() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "## Quick start" in script, ".ci/run must read the commands from README.md"
+

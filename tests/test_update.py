@@ -1,40 +1,66 @@
-"""`copier update` pulls template improvements into a bot without losing the owner's edits."""
+"""`copier update` works on real history: a bot made by an earlier release takes this one.
+
+Every scenario generates a bot from a commit of this repository's own history
+(BASE, the first published state), makes the edits an owner makes, commits,
+and updates to the working tree's HEAD the way a user does. It then requires
+what docs/updating.md promises: no conflict markers anywhere, every owner edit
+kept, a lock uv accepts, and the bot's own toolchain green.
+
+The history must be present (a full clone, as CI makes); a shallow clone fails
+with a message rather than skipping.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from test_generated_python import _environment, refresh_locks
+from test_railway_config import CLI_EVAL
 
 import matrix
 
+ROOT = matrix.ROOT
+#: The first published state of the template (CHANGELOG.md: 0.1.0, untagged).
+BASE = "f367474ca95c2ab6481f7fd5cb78b9a8765ed5a3"
 COPIER = str(Path(sys.executable).parent / "copier")
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
+    "GIT_AUTHOR_NAME": "Pingu Owner",
+    "GIT_AUTHOR_EMAIL": "owner@example.com",
+    "GIT_COMMITTER_NAME": "Pingu Owner",
+    "GIT_COMMITTER_EMAIL": "owner@example.com",
 }
+MARKERS = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.M)
+#: Longest any one command may take.
+TIMEOUT = 900
 
 
-def run(*argv: str, cwd: Path) -> str:
-    import os
-
+def run(*argv: str, cwd: Path, env: dict[str, str] | None = None, ok: bool = True) -> str:
+    """Run a command; unless ``ok`` is False a failure fails the test with its output."""
     proc = subprocess.run(
         argv,
         cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **GIT_ENV},
+        env={**(env or os.environ), **GIT_ENV, "NO_COLOR": "1"},
         stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT,
     )
-    assert proc.returncode == 0, f"{' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    output = proc.stdout + proc.stderr
+    if ok:
+        assert proc.returncode == 0, f"`{' '.join(argv)}` exited {proc.returncode}:\n{output}"
+    return output
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -42,69 +68,345 @@ def commit_all(repo: Path, message: str) -> None:
     run("git", "commit", "-q", "-m", message, cwd=repo)
 
 
-@pytest.fixture
-def template_repo(tmp_path: Path) -> Path:
-    """The template as a git repository with a first release tagged."""
-    repo = tmp_path / "template"
-    shutil.copytree(matrix.template_copy(), repo)
-    run("git", "init", "-q", "-b", "main", cwd=repo)
-    commit_all(repo, "Release 1.0.0")
-    run("git", "tag", "v1.0.0", cwd=repo)
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This repository's history, with the working tree as its newest commit.
+
+    Copier records the commit a bot was made from; a template with uncommitted
+    changes records a commit that exists only in Copier's temporary clone, and
+    the next update could not find it. A clone that commits the working tree
+    is what a user's clean checkout would be.
+    """
+    proc = subprocess.run(
+        ["git", "cat-file", "-e", f"{BASE}^{{commit}}"], cwd=ROOT, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"commit {BASE[:7]} is not in this clone's history: clone the template in full "
+            "(no --depth) to run the update tests"
+        )
+    repo = tmp_path_factory.mktemp("template") / "copier-railway-bot"
+    run("git", "clone", "-q", "--no-local", str(ROOT), str(repo), cwd=repo.parent)
+    run("git", "rm", "-q", "-r", ".", cwd=repo)
+    shutil.copytree(
+        ROOT,
+        repo,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tools", "__pycache__", "*.pyc", ".*_cache", "node_modules"
+        ),
+    )
+    run("git", "add", "-A", cwd=repo)
+    if run("git", "status", "--porcelain", cwd=repo):
+        run("git", "commit", "-q", "-m", "The working tree under test", cwd=repo)
     return repo
 
 
-@pytest.fixture
-def bot(template_repo: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "bot"
-    run(
-        COPIER,
-        "copy",
-        "--defaults",
-        "--data",
-        "github_repository=octocat/pingu-bot",
-        "--data",
-        "database=sqlite",
-        str(template_repo),
-        str(dst),
-        cwd=tmp_path,
-    )
+def generate(template: Path, dst: Path, **answers: Any) -> Path:
+    """A bot from BASE, committed as its owner would after the first copy."""
+    data = {"github_repository": "octocat/pingu-bot", **answers}
+    argv = [COPIER, "copy", "--vcs-ref", BASE, "--defaults", "--quiet"]
+    for key, value in data.items():
+        argv += ["--data", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    run(*argv, str(template), str(dst), cwd=dst.parent)
     run("git", "init", "-q", "-b", "main", cwd=dst)
-    commit_all(dst, "Start from the template")
+    commit_all(dst, "Start from copier-railway-bot")
     return dst
 
 
-def test_update_keeps_owner_edits_and_applies_template_changes(
-    template_repo: Path, bot: Path
-) -> None:
-    # The owner edits a generated file and adds one of their own.
-    readme = bot / "README.md"
-    readme.write_text(readme.read_text(encoding="utf-8") + "\n## Our server rules\n\nBe kind.\n")
-    (bot / "NOTES.md").write_text("# Notes\n\nOwner's file.\n")
-    commit_all(bot, "Document our server rules")
-
-    # The template ships an improvement in another file.
-    editorconfig = template_repo / "template" / ".editorconfig"
-    editorconfig.write_text(
-        editorconfig.read_text(encoding="utf-8") + "\n[*.sql]\nindent_size = 2\n"
+def update(bot: Path, *args: str) -> str:
+    """`copier update` to this checkout's HEAD, then the generated checks."""
+    out = run(
+        COPIER, "update", "--defaults", "--skip-answered", "--vcs-ref", "HEAD", *args, cwd=bot
     )
-    commit_all(template_repo, "Indent SQL files by two spaces")
-    run("git", "tag", "v1.1.0", cwd=template_repo)
+    out += run("scripts/template-update.sh", "--check", cwd=bot, env=bot_env(bot))
+    return out
 
-    run(COPIER, "update", "--defaults", "--skip-answered", cwd=bot)
 
-    assert "Be kind." in readme.read_text(encoding="utf-8")
-    assert (bot / "NOTES.md").read_text(encoding="utf-8") == "# Notes\n\nOwner's file.\n"
-    assert "[*.sql]" in (bot / ".editorconfig").read_text(encoding="utf-8")
+def bot_env(bot: Path) -> dict[str, str]:
     answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
-    assert answers["_commit"] == "v1.1.0"
-    assert answers["database"] == "sqlite"
-    assert not list(bot.rglob("*.rej")), "the update left conflicts"
+    return _environment({"python_version": answers["python_version"], **answers})
 
 
-def test_update_can_change_an_answer(bot: Path) -> None:
-    """Turning an option on later adds its files, as a fresh copy would have."""
-    assert "REDIS_URL" not in (bot / ".env.example").read_text(encoding="utf-8")
-    run(COPIER, "update", "--defaults", "--skip-answered", "--data", "redis=true", cwd=bot)
-    assert "REDIS_URL" in (bot / ".env.example").read_text(encoding="utf-8")
+def conflicted(bot: Path) -> list[str]:
+    found = []
+    for path in bot.rglob("*"):
+        if ".git" in path.parts or ".venv" in path.parts or not path.is_file():
+            continue
+        if path.suffix == ".rej" or MARKERS.search(
+            path.read_text(encoding="utf-8", errors="replace")
+        ):
+            found.append(str(path.relative_to(bot)))
+    return found
+
+
+def toolchain(bot: Path, *, tests: bool = True) -> None:
+    env = bot_env(bot)
+    uv = refresh_locks.uv_binary()
+    run(uv, "lock", "--check", cwd=bot, env=env)
+    run(uv, "sync", "--locked", cwd=bot, env=env)
+    run(uv, "run", "--locked", "ruff", "check", ".", cwd=bot, env=env)
+    run(uv, "run", "--locked", "ruff", "format", "--check", ".", cwd=bot, env=env)
+    run(uv, "run", "--locked", "mypy", cwd=bot, env=env)
+    if tests:
+        run(uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", cwd=bot, env=env)
+
+
+# --------------------------------------------------------------- owner edits --
+WEATHER_COG = '''\
+"""/weather: the owner's own command."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from ..bot import Bot
+
+
+class Weather(commands.Cog):
+    """Today's weather."""
+
+    @app_commands.command(description="Today's weather.")
+    async def weather(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Sunny.", ephemeral=True)
+
+
+async def setup(bot: Bot) -> None:
+    """Add the cog (discord.py's extension entry point)."""
+    await bot.add_cog(Weather())
+'''
+
+OWNER_NOTES = {
+    "README.md": "\n## Our server\n\nPingu lives in the Antarctic Discord.\n",
+    "DEPLOYMENT.md": "\nOwner's note: production runs in the EU region.\n",
+}
+
+
+def edit_like_an_owner(bot: Path) -> None:
+    """The edits of the issue this test comes from, each in a place of its own."""
+    package = next((bot / "src").iterdir()).name
+    (bot / "src" / package / "cogs" / "weather.py").write_text(WEATHER_COG, encoding="utf-8")
+    for name, note in OWNER_NOTES.items():
+        path = bot / name
+        text = path.read_text(encoding="utf-8")
+        first_break = text.index("\n\n")  # after the title: a line the template keeps
+        path.write_text(text[:first_break] + "\n" + note.rstrip("\n") + text[first_break:])
+    env_example = bot / ".env.example"
+    env_example.write_text(
+        env_example.read_text(encoding="utf-8")
+        + "\n# The owner's own setting.\nWEATHER_CITY=Ushuaia\n",
+        encoding="utf-8",
+    )
+    dockerfile = next(p for p in (bot / "Dockerfile", bot / "docker" / "Dockerfile") if p.is_file())
+    dockerfile.write_text(
+        dockerfile.read_text(encoding="utf-8")
+        + '\nLABEL org.opencontainers.image.vendor="Pingu Owner"\n',
+        encoding="utf-8",
+    )
+    # A dependency of the owner's, added and locked the way uv does it.
+    run(refresh_locks.uv_binary(), "add", "--no-sync", "humanize", cwd=bot, env=bot_env(bot))
+    commit_all(bot, "Add /weather, a dependency and notes")
+
+
+def assert_owner_edits_kept(bot: Path) -> None:
+    package = next((bot / "src").iterdir()).name
+    assert (bot / "src" / package / "cogs" / "weather.py").read_text() == WEATHER_COG
+    for name, note in OWNER_NOTES.items():
+        assert note.strip() in (bot / name).read_text(encoding="utf-8"), name
+    assert "WEATHER_CITY=Ushuaia" in (bot / ".env.example").read_text(encoding="utf-8")
+    dockerfile = next(p for p in (bot / "Dockerfile", bot / "docker" / "Dockerfile") if p.is_file())
+    assert 'image.vendor="Pingu Owner"' in dockerfile.read_text(encoding="utf-8")
+    pyproject = tomllib.loads((bot / "pyproject.toml").read_text(encoding="utf-8"))
+    assert any(d.startswith("humanize") for d in pyproject["project"]["dependencies"])
+    assert 'name = "humanize"' in (bot / "uv.lock").read_text(encoding="utf-8")
+    # The owner's cog is loaded without any edit to a template file.
+    check = textwrap.dedent(
+        f"""
+        import asyncio
+
+        import discord
+        from discord.ext import commands
+
+        from {package}.bot import Bot
+
+
+        async def main() -> None:
+            plain = commands.Bot(command_prefix="!", intents=discord.Intents.none())
+            plain.engine = None  # the economy cog keeps it; nothing connects here
+            await Bot.load_cogs(plain)
+            print(sorted(command.name for command in plain.tree.get_commands()))
+
+
+        asyncio.run(main())
+        """
+    )
+    out = run(
+        refresh_locks.uv_binary(), "run", "--locked", "python", "-c", check,
+        cwd=bot, env=bot_env(bot),
+    )  # fmt: skip
+    assert "'weather'" in out and "'ping'" in out, out
+
+
+# ------------------------------------------------------------------ scenarios --
+@pytest.mark.slow
+def test_update_from_the_first_release_keeps_every_owner_edit(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    bot = generate(template_repo, tmp_path / "pingu-bot")
+    edit_like_an_owner(bot)
+
+    output = update(bot)
+
+    assert not conflicted(bot), output
+    assert "No conflicts." in output
+    assert_owner_edits_kept(bot)
+    toolchain(bot)
+
+
+@pytest.mark.slow
+def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    """none to postgres, Redis on, staging off, on a bot that added a dependency."""
+    bot = generate(
+        template_repo, tmp_path / "pingu-bot", database="none", railway_config="json", staging=True
+    )
+    edit_like_an_owner(bot)
+    update(bot)  # json is refused now: the update moves the bot to the IaC file
+    commit_all(bot, "Update from the template")
+    for change in ("database=postgres", "redis=true", "staging=false"):
+        # The way docs/updating.md says to change an answer: the bot's own script.
+        output = run(
+            "scripts/template-update.sh", "--vcs-ref", "HEAD", "--data", change,
+            cwd=bot, env=bot_env(bot),
+        )  # fmt: skip
+        assert not conflicted(bot), f"{change}:\n{output}"
+        toolchain(bot, tests=False)
+        commit_all(bot, f"Template answer {change}")
     answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
-    assert answers["redis"] is True
+    assert (answers["database"], answers["redis"], answers["staging"]) == ("postgres", True, False)
+    assert answers["railway_config"] == "iac"
+    assert_owner_edits_kept(bot)
+    toolchain(bot)
+
+
+# --------------------------------------------- Config as Code to the IaC file --
+def iac_settings(bot: Path) -> dict[str, Any]:
+    """build/deploy of the bot's service, evaluated the way the Railway CLI does."""
+    env = {**os.environ, "IAC_ENVIRONMENT": "production"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_EVAL, ".railway/railway.py"],
+        cwd=bot,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    graph = json.loads(proc.stdout)["project"]
+    services = [r for r in graph["resources"] if r["type"] == "service"]
+    assert len(services) == 1, services
+    return {**services[0], "volumes": graph["resources"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "database"), [("json", "sqlite"), ("toml", "postgres")])
+def test_a_config_as_code_bot_moves_to_the_iac_file(
+    kind: str, database: str, template_repo: Path, tmp_path: Path
+) -> None:
+    bot = generate(template_repo, tmp_path / "pingu-bot", railway_config=kind, database=database)
+    legacy = bot / f"railway.{kind}"
+    text = legacy.read_text(encoding="utf-8")
+    old = json.loads(text) if kind == "json" else tomllib.loads(text)
+    # The owner gave the healthcheck more time.
+    assert old["deploy"]["healthcheckTimeout"] != 240
+    if kind == "json":
+        edited = text.replace(
+            f'"healthcheckTimeout": {old["deploy"]["healthcheckTimeout"]}',
+            '"healthcheckTimeout": 240',
+        )
+    else:
+        edited = text.replace(
+            f"healthcheckTimeout = {old['deploy']['healthcheckTimeout']}",
+            "healthcheckTimeout = 240",
+        )
+    assert edited != text
+    legacy.write_text(edited, encoding="utf-8")
+    commit_all(bot, "Give the healthcheck four minutes")
+
+    output = update(bot)
+
+    assert not legacy.exists()
+    assert not conflicted(bot), output
+    answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
+    assert answers["railway_config"] == "iac"
+    service = iac_settings(bot)
+    for section in ("build", "deploy"):
+        for key, value in old[section].items():
+            if key != "healthcheckTimeout":
+                assert service[section][key] == value, (section, key)
+    # The edited value is not silently lost: the update's output names it.
+    assert f"deploy.healthcheckTimeout: 240 in railway.{kind}" in output, output
+    assert 'DEPLOYMENT.md,\n"A service that used railway.json or railway.toml"' in output
+    # SQLite's volume came from a CLI command, not the file; the IaC file declares it.
+    if database == "sqlite":
+        mounts = service["volumeAttachments"]
+        assert [m["mountPath"] for m in mounts.values()] == ["/data"]
+
+
+# ---------------------------------------------------------------- quick start --
+def quick_start() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "README.md's quick start has no bash block"
+    return block.group(1).strip().splitlines()
+
+
+@pytest.mark.slow
+def test_quick_start_bot_updates_from_inside_itself(tmp_path: Path) -> None:
+    """The README's exact first command, in a clone with nothing beside it."""
+    # The working tree as a repository of its own, alone in a directory.
+    clone = tmp_path / "empty" / "copier-railway-bot"
+    shutil.copytree(
+        ROOT,
+        clone,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tools", "__pycache__", "*.pyc", ".*_cache", "node_modules"
+        ),
+    )
+    run("git", "init", "-q", "-b", "main", cwd=clone)
+    commit_all(clone, "The template as tested")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    run("bash", "-c", quick_start()[0], cwd=clone, env=env)
+    bot = clone.parent / "pingu-bot"
+    source = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))["_src_path"]
+    assert Path(source).is_absolute(), f"_src_path {source!r}: copier update could not find it"
+    run("git", "init", "-q", "-b", "main", cwd=bot)
+    commit_all(bot, "Start")
+    # An update as docs/updating.md gives it, run inside the bot: the
+    # recorded source is found, and the same version changes nothing.
+    out = run("scripts/template-update.sh", cwd=bot, env=bot_env(bot))
+    assert "No conflicts." in out
+    assert run("git", "status", "--porcelain", cwd=bot) == ""
+
+
+def test_the_first_release_is_in_the_changelog() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert BASE[:7] in changelog, "CHANGELOG.md must name the commit the update tests start from"
+
+
+def test_update_documentation_names_only_released_versions() -> None:
+    released = set(re.findall(r"^## \[?(\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M))
+    assert released
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for version in re.findall(r"\bv(\d+\.\d+\.\d+)\b", path.read_text(encoding="utf-8")):
+            assert version in released, f"{path.name} names v{version}, which CHANGELOG.md lacks"
+    for path in (ROOT / "template").rglob("*.jinja"):
+        for version in re.findall(r"--vcs-ref v(\d+\.\d+\.\d+)", path.read_text(encoding="utf-8")):
+            assert version in released, f"{path.name} names v{version}, which CHANGELOG.md lacks"
