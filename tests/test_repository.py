@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ def _files(*patterns: str) -> list[Path]:
 CHECKS = {
     "ruff-check": ["tests/**/*.py", "benchmarks/*.py", "hooks/*.py"],
     "ruff-format": ["tests/**/*.py", "benchmarks/*.py", "hooks/*.py"],
-    "yamllint": ["copier.yml", ".github/**/*.yml", "tests/lint/*.yml"],
+    "yamllint": ["copier.yml", ".pre-commit-config.yaml", ".github/**/*.yml", "tests/lint/*.yml"],
     "actionlint": [".github/workflows/*.yml"],
     "zizmor": [".github/workflows/*.yml"],
     "workflow-schema": [".github/workflows/*.yml"],
@@ -54,3 +57,24 @@ def test_ci_runs_the_readme_test_command() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "## Quick start" in script, ".ci/run must read the commands from README.md"
 
+
+def test_pre_commit_hooks_pass_on_the_repository(tmp_path: Path) -> None:
+    """The hooks a contributor installs run the same linters, and pass."""
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    pre_commit = str(Path(sys.executable).parent / "pre-commit")
+    subprocess.run(
+        [pre_commit, "validate-config", ".pre-commit-config.yaml"], cwd=ROOT, env=env, check=True
+    )
+    result = subprocess.run(
+        [pre_commit, "run", "--all-files"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
