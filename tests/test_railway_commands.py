@@ -1,12 +1,12 @@
 """Every `railway ...` command line in every rendered file, checked against the CLI.
 
 The Railway CLI cannot be installed here, so its parser is replayed from
-../shared/railway/cli-commands.json (v5.43.1, read from the CLI's own clap
+tests/data/railway/cli-commands.json (v5.43.1, read from the CLI's own clap
 definitions): command path and aliases, each flag (name, value, enum
 values, repeats, deprecation), positionals, `--`, and, for lines that run
 without a terminal (workflow steps and shell scripts), `--yes` where the
-command refuses to prompt. The checker is first tested on the verdict table
-of cli-commands.md, so it is known to accept and reject what the CLI does.
+command refuses to prompt. The checker is first tested on a table of known
+verdicts (tests/data/railway/cli-verdicts.json), so it is known to accept and reject what the CLI does.
 
 Where lines are found, in each distinct rendered file: shell scripts and the
 `run:` blocks of workflows (as commands), fenced shell blocks of Markdown
@@ -31,7 +31,7 @@ import yaml
 
 import linters
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "railway"
+DATA = Path(__file__).resolve().parent / "data" / "railway"
 SEPARATORS = {";", "&&", "||", "|", "(", ")", "&", "{", "}", "then", "do", "else", "!", "`"}
 WRAPPERS = {"exec", "sudo", "time", "nohup"}
 YES_EXEMPT_WITH = {"config apply": {"--json"}}
@@ -39,7 +39,7 @@ YES_EXEMPT_WITH = {"config apply": {"--json"}}
 
 @cache
 def cli() -> dict[str, Any]:
-    return json.loads((SHARED / "cli-commands.json").read_text(encoding="utf-8"))
+    return json.loads((DATA / "cli-commands.json").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -270,9 +270,8 @@ def found_in(relpath: str, path: Path) -> list[Found]:
 
 # -------------------------------------------------------------------- tests --
 def verdict_table() -> list[tuple[str, bool]]:
-    text = (SHARED / "cli-commands.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `(railway [^`]+)` \| (valid|invalid) \|", text, re.M)
-    return [(line, verdict == "valid") for line, verdict in rows]
+    data = json.loads((DATA / "cli-verdicts.json").read_text(encoding="utf-8"))
+    return [(row["line"], row["valid"]) for row in data["verdicts"]]
 
 
 @pytest.mark.parametrize(("line", "valid"), verdict_table())

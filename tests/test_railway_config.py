@@ -35,8 +35,8 @@ from test_env_example import config_py, settings_env_names
 
 import matrix
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "railway"
-SCHEMA = json.loads((SHARED / "railway.schema.json").read_text(encoding="utf-8"))
+DATA = Path(__file__).resolve().parent / "data" / "railway"
+SCHEMA = json.loads((DATA / "railway.schema.json").read_text(encoding="utf-8"))
 BUILDERS = {"dockerfile": "DOCKERFILE", "railpack": "RAILPACK", "nixpacks": "NIXPACKS"}
 DEADLINE = "2026-12-01"
 
@@ -486,7 +486,7 @@ def test_legacy_deadline_and_migration_are_documented(rendered_matrix, combo):
 
 
 # ------------------------------------------------------ railway commands --
-CLI = json.loads((SHARED / "cli-commands.json").read_text(encoding="utf-8"))
+CLI = json.loads((DATA / "cli-commands.json").read_text(encoding="utf-8"))
 INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*railway [^`]+)`")
 
 
