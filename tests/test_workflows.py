@@ -277,7 +277,7 @@ def check_newest_commit_gate(job: dict[str, Any]) -> None:
 # CLI's (src/iac/change_set.rs: changes with kind, address and path).
 def _image_filter(tree: Path) -> str:
     text = (tree / ".github/workflows/deploy.yml").read_text(encoding="utf-8")
-    m = re.search(r"jq -r '(\[\.\. \|.*?)' \"\$RUNNER_TEMP/plan.json\"", text)
+    m = re.search(r"jq -r '(\s*\[\.\. \|.*?)' \"\$RUNNER_TEMP/plan.json\"", text, re.S)
     assert m, "no image check in deploy.yml"
     return m[1]
 
