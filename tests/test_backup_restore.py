@@ -13,8 +13,14 @@ What is proven:
 - a restore that fails at any point (a damaged file, a wrong checksum, an
   object in the way halfway through) leaves the database exactly as it was,
   compared as a full dump / byte for byte, and says so;
-- a database that holds data is only overwritten with --confirm <its name>;
-  without it the scripts exit 3 and name the flag to add;
+- a database that holds data is only overwritten with --confirm <its name>
+  (PostgreSQL: <host>/<name>, since every Railway database is called
+  "railway"); without it the scripts exit 3 and name the flag to add;
+- no password ever appears on a command line: every process's
+  /proc/PID/cmdline is read while backup and restore run;
+- backups and safety copies are readable by their owner only, concurrent
+  backups never share or overwrite a file, and a refused archive is
+  refused with pg_restore's own reason;
 - a safety copy of the previous contents is kept and is itself restorable;
 - SQLite is backed up and restored while another connection holds the
   database open in WAL mode, and that connection sees the restored data;
@@ -32,7 +38,9 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +100,12 @@ def sha256(path: Path) -> str:
 def _url_for(database: str) -> str:
     parts = urlsplit(TEST_DATABASE_URL)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def confirm_for(url: str) -> str:
+    """What --confirm must say for the database of a URL: host/name."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}/{parts.path.lstrip('/')}"
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +212,7 @@ def test_postgres_round_trip_restores_exactly(
         "--from",
         str(backup),
         "--confirm",
-        name,
+        confirm_for(scratch),
         "--database-url",
         scratch,
         cwd=tmp_path,
@@ -251,7 +265,15 @@ def test_postgres_refuses_a_database_with_data_without_its_name(
     psql(scratch, "DELETE FROM points")
     before = snapshot(scratch)
     name = urlsplit(scratch).path.lstrip("/")
-    for extra in ([], ["--confirm", "production"]):
+    host = urlsplit(scratch).hostname
+    # The right name on the wrong host is refused too: on Railway every
+    # database is called "railway".
+    for extra in (
+        [],
+        ["--confirm", "production"],
+        ["--confirm", name],
+        ["--confirm", f"elsewhere.example/{name}"],
+    ):
         result = run(
             scripts["postgres"] / "restore.sh",
             "--from",
@@ -262,7 +284,9 @@ def test_postgres_refuses_a_database_with_data_without_its_name(
             cwd=tmp_path,
         )
         assert result.returncode == 3, result.stderr
-        assert f"--confirm {name}" in result.stderr, "the message names the flag that proceeds"
+        assert f"--confirm {host}/{name}" in result.stderr, (
+            "the message names the flag that proceeds"
+        )
         assert "2 tables" in result.stderr
     assert snapshot(scratch) == before
 
@@ -281,7 +305,6 @@ def test_postgres_failure_halfway_leaves_the_database_unchanged(
         " CREATE VIEW top AS SELECT * FROM points WHERE score > 50",
     )
     before = snapshot(scratch)
-    name = urlsplit(scratch).path.lstrip("/")
 
     result = run(
         scripts["postgres"] / "restore.sh",
@@ -290,7 +313,7 @@ def test_postgres_failure_halfway_leaves_the_database_unchanged(
         "--database-url",
         scratch,
         "--confirm",
-        name,
+        confirm_for(scratch),
         cwd=tmp_path,
     )
     assert result.returncode == 1
@@ -310,10 +333,13 @@ def test_postgres_damaged_backup_is_rejected_before_anything_changes(
     backup.write_bytes(data[: len(data) // 3])
     if damage == "truncated":
         (backup.parent / f"{backup.name}.sha256").unlink()
-        expected = "is not a readable pg_dump archive"
+        # pg_restore's own reason follows the script's words.
+        expected = (
+            "is not a readable pg_dump archive (custom format, as scripts/backup.sh writes):"
+            " pg_restore:"
+        )
     else:
         expected = "does not match"
-    name = urlsplit(scratch).path.lstrip("/")
     result = run(
         scripts["postgres"] / "restore.sh",
         "--from",
@@ -321,7 +347,7 @@ def test_postgres_damaged_backup_is_rejected_before_anything_changes(
         "--database-url",
         scratch,
         "--confirm",
-        name,
+        confirm_for(scratch),
         cwd=tmp_path,
     )
     assert result.returncode == 1
@@ -345,6 +371,171 @@ def test_postgres_backup_explains_a_private_or_missing_url(
     )
     assert unreachable.returncode == 1 and "pg_dump failed" in unreachable.stderr
     assert not list(tmp_path.glob("backups/*")), "a failed backup leaves nothing behind"
+
+
+class CommandLineWatcher:
+    """Reads every process's /proc/PID/cmdline until stopped; keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if raw:
+                    self.seen.add(raw.replace(b"\0", b" ").decode(errors="replace"))
+
+    def __enter__(self) -> CommandLineWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def programs(self) -> set[str]:
+        return {Path(line.split(" ", 1)[0]).name for line in self.seen}
+
+
+def test_the_watcher_sees_a_short_lived_command_line(tmp_path: Path) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    with CommandLineWatcher() as watcher:
+        subprocess.run(["sh", "-c", "sleep 0.2", "sh", marker], check=True)
+    assert any(marker in line for line in watcher.seen)
+
+
+def test_postgres_password_never_on_a_command_line(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    # The local server trusts its clients, so any password connects; what
+    # matters is where the scripts put it. Characters that need
+    # percent-encoding in a URL are decoded before PostgreSQL gets them.
+    password = f"pw-{uuid.uuid4().hex}"
+    parts = urlsplit(scratch)
+    user = parts.username or "postgres"
+    netloc = f"{user}:{password}%40x@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    with CommandLineWatcher() as watcher:
+        result = run(
+            scripts["postgres"] / "backup.sh",
+            "--output-dir",
+            "out",
+            cwd=tmp_path,
+            env={"DATABASE_URL": url},
+        )
+        assert result.returncode == 0, result.stderr
+        backup = tmp_path / result.stdout.strip().splitlines()[-1]
+        result = run(
+            scripts["postgres"] / "restore.sh",
+            "--from",
+            str(backup),
+            "--confirm",
+            confirm_for(scratch),
+            cwd=tmp_path,
+            env={"DATABASE_URL": url},
+        )
+        assert result.returncode == 0, result.stderr
+    # The watch saw the PostgreSQL tools run, so not seeing the password means
+    # something.
+    assert {"pg_dump", "pg_restore", "psql"} <= watcher.programs(), watcher.programs()
+    leaks = [line for line in watcher.seen if password in line]
+    assert not leaks, leaks
+    assert password not in result.stderr
+
+
+def test_postgres_password_on_the_command_line_is_refused(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    url = "postgresql://postgres:secret@127.0.0.1:5432/x"
+    for script in ("backup.sh", "restore.sh"):
+        result = run(scripts["postgres"] / script, "--database-url", url, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "DATABASE_URL" in result.stderr and "secret" not in result.stderr
+
+
+def test_postgres_files_are_private_and_concurrent_backups_stay_apart(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    runs = [
+        subprocess.Popen(
+            ["sh", str(scripts["postgres"] / "backup.sh"), "--output-dir", "out"],
+            cwd=tmp_path,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+                "DATABASE_URL": scratch,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=SCRIPT_TIMEOUT) for process in runs]
+    assert all(process.returncode == 0 for process in runs), [err for _, err in outputs]
+    backups = {tmp_path / out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(backups) == 3, "each run keeps a backup of its own"
+    for backup in backups:
+        listed = subprocess.run(
+            ["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True
+        )
+        assert "TABLE DATA public points" in listed.stdout
+        checksum = backup.parent / f"{backup.name}.sha256"
+        assert checksum.read_text().split()[0] == sha256(backup)
+        for path in (backup, checksum):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [b.name for b in backups] + [f"{b.name}.sha256" for b in backups]
+    ), "no temporary file is left behind"
+
+    # The safety dump of a restore is private too.
+    backup = sorted(backups)[0]
+    result = run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--confirm",
+        confirm_for(scratch),
+        cwd=tmp_path,
+        env={"DATABASE_URL": scratch},
+    )
+    assert result.returncode == 0, result.stderr
+    (safety,) = (tmp_path / "backups").iterdir()
+    assert stat.S_IMODE(safety.stat().st_mode) == 0o600
+
+
+def test_postgres_restore_says_why_pg_restore_refuses_an_archive(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    (backup.parent / f"{backup.name}.sha256").unlink()
+    # "PGDMP", then the format version: one no pg_restore knows, as when
+    # the archive comes from a newer pg_dump.
+    data = bytearray(backup.read_bytes())
+    data[5:8] = bytes([1, 99, 0])
+    backup.write_bytes(bytes(data))
+    result = run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--confirm",
+        confirm_for(scratch),
+        cwd=tmp_path,
+        env={"DATABASE_URL": scratch},
+    )
+    assert result.returncode == 1
+    assert "unsupported version (1.99) in file header" in result.stderr, result.stderr
+    assert "Nothing was changed" in result.stderr
 
 
 # ------------------------------------------------------------------ SQLite --

@@ -5,8 +5,9 @@ tests/data/railway/cli-commands.json (v5.43.1, read from the CLI's own clap
 definitions): command path and aliases, each flag (name, value, enum
 values, repeats, deprecation), positionals, `--`, and, for lines that run
 without a terminal (workflow steps and shell scripts), `--yes` where the
-command refuses to prompt. The checker is first tested on the verdict table
-of cli-commands.md, so it is known to accept and reject what the CLI does.
+command refuses to prompt. The checker is first tested on a table of known
+verdicts (tests/data/railway/cli-verdicts.json), so it is known to accept
+and reject what the CLI does.
 
 Where lines are found, in each distinct rendered file: shell scripts and the
 `run:` blocks of workflows (as commands), fenced shell blocks of Markdown
@@ -34,6 +35,7 @@ import linters
 DATA = Path(__file__).resolve().parent / "data" / "railway"
 SEPARATORS = {";", "&&", "||", "|", "(", ")", "&", "{", "}", "then", "do", "else", "!", "`"}
 WRAPPERS = {"exec", "sudo", "time", "nohup"}
+REDIRECT = re.compile(r"\d*(?:>>|>|<)(?P<target>&?\S+)?")
 YES_EXEMPT_WITH = {"config apply": {"--json"}}
 
 
@@ -214,9 +216,17 @@ def commands_in_shell(text: str) -> list[list[str]]:
                     index += 1
             elif at_start and word == "railway":
                 end = index + 1
+                command = [word]
                 while end < len(words) and words[end] not in SEPARATORS:
+                    # Redirections belong to the shell, not to the command:
+                    # `> FILE`, `2>/dev/null`, `2>&1`.
+                    redirect = REDIRECT.fullmatch(words[end])
+                    if redirect:
+                        end += 1 if redirect["target"] else 2
+                        continue
+                    command.append(words[end])
                     end += 1
-                found.append(words[index:end])
+                found.append(command)
                 index = end
                 continue
             else:
@@ -270,9 +280,8 @@ def found_in(relpath: str, path: Path) -> list[Found]:
 
 # -------------------------------------------------------------------- tests --
 def verdict_table() -> list[tuple[str, bool]]:
-    text = (DATA / "cli-commands.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `(railway [^`]+)` \| (valid|invalid) \|", text, re.M)
-    return [(line, verdict == "valid") for line, verdict in rows]
+    data = json.loads((DATA / "cli-verdicts.json").read_text(encoding="utf-8"))
+    return [(row["line"], row["valid"]) for row in data["verdicts"]]
 
 
 @pytest.mark.parametrize(("line", "valid"), verdict_table())
@@ -304,11 +313,17 @@ def test_extraction() -> None:
         'x="$(railway deployment list --limit 1)"\n'
         "uv run --no-sync railway config plan\n"
         "command -v railway\n"
+        'railway config plan --json > "$RUNNER_TEMP/plan.json"\n'
+        "railway config plan --detailed-exit-code 2>/dev/null >/dev/null\n"
     )
     assert [w[:3] for w in commands_in_shell(script)] == [
         ["railway", "deployment", "list"],
         ["railway", "config", "plan"],
+        ["railway", "config", "plan"],
+        ["railway", "config", "plan"],
     ]
+    assert commands_in_shell(script)[2] == ["railway", "config", "plan", "--json"]
+    assert commands_in_shell(script)[3] == ["railway", "config", "plan", "--detailed-exit-code"]
 
 
 def test_every_railway_line_is_valid(matrix_files: list[linters.DistinctFile]) -> None:

@@ -46,4 +46,5 @@ def test_cli_copies_describe_the_pinned_cli() -> None:
             assert record["version"] == cli, name
     tree = json.loads((DATA / "cli-commands.json").read_text(encoding="utf-8"))
     assert tree["source"]["version"] == cli
-    assert f"(v{cli})" in (DATA / "cli-commands.md").read_text(encoding="utf-8").splitlines()[0]
+    for name in ("cli-state.json", "cli-verdicts.json"):
+        assert json.loads((DATA / name).read_text(encoding="utf-8"))["cli_version"] == cli, name

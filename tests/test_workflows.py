@@ -22,7 +22,10 @@ job; this file checks what the workflows do, per option:
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -200,7 +203,9 @@ def test_deploy(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> N
         assert environment == "production"
     assert job["concurrency"]["cancel-in-progress"] is False
     assert job["env"]["SERVICE"] == slug
-    assert job["env"]["RAILWAY_TOKEN"] == "${{ secrets.RAILWAY_TOKEN }}"
+    # The token is given to steps, never to the whole job.
+    assert "RAILWAY_TOKEN" not in job["env"]
+    assert job["env"]["HAS_RAILWAY_TOKEN"] == "${{ secrets.RAILWAY_TOKEN != '' }}"
 
     manual = found["manual-deploy.yml"]
     inputs = manual["on"]["workflow_dispatch"]["inputs"]
@@ -217,14 +222,117 @@ def test_deploy(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> N
     assert manual_job["concurrency"]["cancel-in-progress"] is False
 
     for workflow in (deploy, manual):
+        check_token_scope(workflow)
+        check_newest_commit_gate(workflow["jobs"]["deploy"])
         scripts = "\n".join(run_scripts(workflow))
+        # The bot's logs hold user data and a workflow log may be public.
+        assert not re.search(r"^\s*railway logs|\$\(railway logs", scripts, re.M)
         assert 'railway up --ci --service "$SERVICE"' in scripts
         assert "--detach" not in scripts
         assert "--confirm-destructive" not in scripts
         assert "railway deployment list" in scripts
         has_apply = "railway config apply --yes" in scripts
         assert has_apply == (answers["railway_config"] == "iac")
+        if has_apply:
+            # apply exits 0 on a failed apply: a second plan must be empty,
+            # and a plan that changes a database image stops the deploy.
+            apply = scripts[scripts.index("railway config apply --yes") :]
+            assert "railway config plan --detailed-exit-code" in apply
+            assert "railway config plan --json" in scripts
+            assert "uv sync" not in scripts, "the token step gets railway-sdk only"
     assert 'railway redeploy --service "$SERVICE" --yes' in "\n".join(run_scripts(manual))
+
+
+def check_token_scope(workflow: dict[str, Any]) -> None:
+    """RAILWAY_TOKEN only in the env of steps whose script runs `railway` against the API."""
+    for job in workflow["jobs"].values():
+        assert "RAILWAY_TOKEN" not in job.get("env", {})
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            calls = [
+                line
+                for line in script.splitlines()
+                if re.match(r"\s*(\w+=\S+\s+)*railway\s+(?!--version)", line)
+                or "$(railway " in line
+                or re.match(r"\s*railway\s.*\|\|", line)
+                or "--railway-service" in line
+            ]
+            has_token = "RAILWAY_TOKEN" in step.get("env", {})
+            assert has_token == bool(calls), (step.get("name"), has_token, calls)
+
+
+def check_newest_commit_gate(job: dict[str, Any]) -> None:
+    """A step compares the commit with its branch head; every later step waits for it.
+
+    Only checks of the request may come first: nothing there reaches Railway.
+    """
+    steps = job["steps"]
+    index = next(i for i, step in enumerate(steps) if step.get("id") == "newest")
+    for step in steps[:index]:
+        assert step["name"].startswith("Check "), step
+        assert "railway" not in step["run"].replace("RAILWAY_TOKEN", "")
+    newest = steps[index]
+    assert "GITHUB_SHA" in newest["run"] and "branches/$GITHUB_REF_NAME" in newest["run"]
+    assert "::notice::" in newest["run"], "a stale run says why it skips"
+    for step in steps[index + 1 :]:
+        assert "steps.newest.outputs.deploy == 'true'" in step.get("if", ""), step
+
+
+# The image check of the deploy workflows, run on change sets shaped like the
+# CLI's (src/iac/change_set.rs: changes with kind, address and path).
+def _image_filter(tree: Path) -> str:
+    text = (tree / ".github/workflows/deploy.yml").read_text(encoding="utf-8")
+    m = re.search(r"jq -r '(\s*\[\.\. \|.*?)' \"\$RUNNER_TEMP/plan.json\"", text, re.S)
+    assert m, "no image check in deploy.yml"
+    return m[1]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_the_image_check_catches_a_database_image_change(rendered_matrix: RenderedMatrix) -> None:
+    combo = next(
+        c
+        for c in matrix.combinations()
+        if c.answers["railway_config"] == "iac" and c.answers["deploy_mode"] == "actions"
+    )
+    jq_filter = _image_filter(rendered_matrix.tree(combo))
+
+    def flagged(plan: dict[str, Any]) -> str:
+        done = subprocess.run(
+            ["jq", "-r", jq_filter],
+            input=json.dumps(plan),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    create = {
+        "kind": "resource.create",
+        "address": "database.Postgres",
+        "path": "resources.database.Postgres",
+        "resource": {"address": "database.Postgres", "source": {"image": "x"}},
+    }
+    image = {
+        "kind": "resource.update",
+        "address": "database.Postgres",
+        "path": "resources.database.Postgres.source",
+        "before": {"image": "ghcr.io/railwayapp-templates/postgres-ssl:17"},
+        "after": {"image": "ghcr.io/railwayapp-templates/postgres-ssl:18"},
+    }
+    service = {
+        "kind": "resource.update",
+        "address": "service.bot",
+        "path": "resources.service.bot.source",
+    }
+    variable = {
+        "kind": "variable.set",
+        "address": "database.Redis",
+        "path": "resources.database.Redis.variables.X",
+    }
+    assert flagged({"version": 1, "changes": [create, service, variable]}) == ""
+    assert flagged({"version": 1, "changes": [create, image]}) == "database.Postgres"
+    # Whatever wraps the change set, the check still finds it.
+    assert flagged({"plan": {"changes": [image]}}) == "database.Postgres"
 
 
 @pytest.mark.parametrize("combo", PARAMS)
@@ -235,6 +343,7 @@ def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combinat
         assert "backup.yml" not in found
         return
     backup = found["backup.yml"]
+    check_token_scope(backup)
     assert set(backup["on"]) == {"schedule", "workflow_dispatch"}
     assert len(backup["on"]["schedule"]) == 1
     job = backup["jobs"]["backup"]
