@@ -3,20 +3,27 @@
 It speaks the real protocol, so the bot under test runs unmodified except
 for DISCORD_API_URL:
 
-- REST: GET /users/@me, GET /oauth2/applications/@me, GET /gateway/bot and
-  PUT of global and guild application commands (recorded);
-- gateway: HELLO (op 10), IDENTIFY (op 2), the READY dispatch, HEARTBEAT
-  (op 1) and HEARTBEAT_ACK (op 11), in plain-text JSON frames.
+- REST: GET /users/@me, GET /oauth2/applications/@me, GET /gateway/bot,
+  PUT of global and guild application commands (recorded) and the
+  interaction callback (recorded: which session answered);
+- gateway: HELLO (op 10), IDENTIFY (op 2), RESUME (op 6), the READY and
+  RESUMED dispatches, HEARTBEAT (op 1) and HEARTBEAT_ACK (op 11), in
+  plain-text JSON frames, and INTERACTION_CREATE dispatches on demand.
 
-It counts gateway sessions that are open at the same time: two bot
-instances answering at once shows up as ``max_sessions == 2``. It runs in a
-thread with its own event loop, so tests can drive real bot processes with
-plain blocking code.
+Like Discord with one bot token, it sends each interaction to every open
+session, so two instances handling events at once show up as an interaction
+answered twice. Each instance may log in with its own token of the form
+``<token>.<name>``, which says whose session answered. It counts gateway
+sessions open at the same time, and can close them all and refuse new ones
+for a while (a gateway outage). It runs in a thread with its own event loop,
+so tests can drive real bot processes with plain blocking code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import threading
 import time
@@ -39,6 +46,7 @@ BOT_USER = {
     "mfa_enabled": False,
 }
 OWNER = {"id": "1000000000000000002", "username": "owner", "discriminator": "0", "avatar": None}
+USER = {"id": "1000000000000000003", "username": "user", "discriminator": "0", "avatar": None}
 
 
 @dataclass
@@ -50,6 +58,22 @@ class Recorded:
     open_sessions: int = 0
     max_sessions: int = 0
     rest_calls: list[str] = field(default_factory=list)
+    #: Interaction id -> when it was sent (time.monotonic()) and to which sessions.
+    interactions: dict[int, tuple[float, list[str]]] = field(default_factory=dict)
+    #: Interaction id -> the instance name of each session that answered it.
+    answers: dict[int, list[str]] = field(default_factory=dict)
+    #: Instance name -> when each of its answers arrived.
+    answered_at: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class _Session:
+    """One identified gateway connection."""
+
+    name: str
+    instance: str
+    ws: web.WebSocketResponse
+    sequence: int = 1
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -69,7 +93,13 @@ class FakeDiscord:
         #: disallowed intents), instead of sending READY.
         self.close_code = close_code
         self.recorded = Recorded()
+        #: While set, new gateway connections are refused with HTTP 503.
+        self.refuse_gateway = False
         self.port = 0
+        self._sessions: dict[str, _Session] = {}
+        self._ids = itertools.count(3000000000000000000)
+        self._session_numbers = itertools.count(1)
+        self._command_ids: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -97,6 +127,56 @@ class FakeDiscord:
             time.sleep(0.05)
         return predicate(self.recorded)
 
+    def send_interaction(self, command: str = "help") -> int:
+        """Send a slash command use to every open session; its interaction id."""
+        future = asyncio.run_coroutine_threadsafe(self._send_interaction(command), self._loop)
+        return future.result(timeout=10)
+
+    def close_sessions(self, code: int = 4000) -> None:
+        """Close every gateway session, as Discord does in an outage (4000: reconnect)."""
+        asyncio.run_coroutine_threadsafe(self._close_sessions(code), self._loop).result(timeout=10)
+
+    def accepts(self, token: str) -> bool:
+        return token == self.token or token.startswith(f"{self.token}.")
+
+    @staticmethod
+    def instance_of(token: str) -> str:
+        """The ``name`` of a ``<token>.<name>`` token ("" for the plain one)."""
+        return token.rpartition(".")[2] if "." in token else ""
+
+    async def _send_interaction(self, command: str) -> int:
+        interaction_id = next(self._ids)
+        command_id = self._command_ids.get(command, "0")
+        sent_to = []
+        for session in list(self._sessions.values()):
+            session.sequence += 1
+            payload = {
+                "id": str(interaction_id),
+                "application_id": APPLICATION_ID,
+                "type": 2,
+                # The callback URL carries the token: it says who answered.
+                "token": f"{session.instance}.{session.name}.{interaction_id}",
+                "version": 1,
+                "data": {"id": command_id, "name": command, "type": 1},
+                "user": USER,
+                "channel": {"id": "4000000000000000001", "type": 1},
+                "locale": "en-US",
+                "attachment_size_limit": 8388608,
+                "entitlements": [],
+                "authorizing_integration_owners": {},
+                "context": 1,
+            }
+            frame = {"op": 0, "t": "INTERACTION_CREATE", "s": session.sequence, "d": payload}
+            with contextlib.suppress(ConnectionError, RuntimeError):  # closing meanwhile
+                await session.ws.send_json(frame)
+                sent_to.append(session.instance)
+        self.recorded.interactions[interaction_id] = (time.monotonic(), sent_to)
+        return interaction_id
+
+    async def _close_sessions(self, code: int) -> None:
+        for session in list(self._sessions.values()):
+            await session.ws.close(code=code, message=b"Gateway outage.")
+
     async def _start(self) -> None:
         app = web.Application()
         api = "/api/v10"
@@ -105,6 +185,7 @@ class FakeDiscord:
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_put(api + "/applications/{app}/commands", self._sync)
         app.router.add_put(api + "/applications/{app}/guilds/{guild}/commands", self._sync)
+        app.router.add_post(api + "/interactions/{id}/{token}/callback", self._callback)
         app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -118,7 +199,8 @@ class FakeDiscord:
 
     def _authorised(self, request: web.Request) -> bool:
         self.recorded.rest_calls.append(f"{request.method} {request.path}")
-        return request.headers.get("Authorization") == f"Bot {self.token}"
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return scheme == "Bot" and self.accepts(token)
 
     @staticmethod
     def _unauthorised() -> web.Response:
@@ -168,6 +250,8 @@ class FakeDiscord:
         payload: list[dict[str, Any]] = await request.json()
         self.recorded.command_syncs.append((request.path, payload))
         guild = request.match_info.get("guild")
+        for index, command in enumerate(payload):
+            self._command_ids[command["name"]] = str(2000000000000000000 + index)
         created = [
             {
                 **command,
@@ -181,11 +265,20 @@ class FakeDiscord:
         ]
         return _json(created)
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _callback(self, request: web.Request) -> web.Response:
+        instance = request.match_info["token"].partition(".")[0]
+        interaction_id = int(request.match_info["id"])
+        self.recorded.answers.setdefault(interaction_id, []).append(instance)
+        self.recorded.answered_at.setdefault(instance, []).append(time.monotonic())
+        return _json({"interaction": {"id": str(interaction_id), "type": 2}})
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_gateway:
+            return web.Response(status=503, text="Gateway unavailable.")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
-        identified = False
+        session: _Session | None = None
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
@@ -193,31 +286,44 @@ class FakeDiscord:
                 frame = message.json()
                 if frame["op"] == 1:
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
-                elif frame["op"] == 2:
-                    if frame["d"]["token"] != self.token:
+                elif frame["op"] in (2, 6) and session is None:
+                    if not self.accepts(frame["d"]["token"]):
                         await ws.close(code=4004, message=b"Authentication failed.")
                         break
                     if self.close_code is not None:
                         await ws.close(code=self.close_code, message=b"Disallowed intent(s).")
                         break
-                    self.recorded.identifies.append(frame["d"])
-                    identified = True
-                    self.recorded.open_sessions += 1
-                    self.recorded.max_sessions = max(
-                        self.recorded.max_sessions, self.recorded.open_sessions
-                    )
-                    await ws.send_json({"op": 0, "t": "READY", "s": 1, "d": self._ready()})
+                    session = self._open(frame["d"]["token"], ws)
+                    if frame["op"] == 2:
+                        self.recorded.identifies.append(frame["d"])
+                        ready = {"op": 0, "t": "READY", "s": 1, "d": self._ready(session.name)}
+                        await ws.send_json(ready)
+                    else:
+                        # Nothing was missed that a test cares about: resume.
+                        session.sequence = frame["d"]["seq"] or 1
+                        await ws.send_json(
+                            {"op": 0, "t": "RESUMED", "s": session.sequence, "d": {}}
+                        )
         finally:
-            if identified:
+            if session is not None:
+                del self._sessions[session.name]
                 self.recorded.open_sessions -= 1
         return ws
 
-    def _ready(self) -> dict[str, Any]:
+    def _open(self, token: str, ws: web.WebSocketResponse) -> _Session:
+        name = f"session-{next(self._session_numbers)}"
+        session = _Session(name=name, instance=self.instance_of(token), ws=ws)
+        self._sessions[name] = session
+        self.recorded.open_sessions += 1
+        self.recorded.max_sessions = max(self.recorded.max_sessions, self.recorded.open_sessions)
+        return session
+
+    def _ready(self, session: str) -> dict[str, Any]:
         return {
             "v": 10,
             "user": BOT_USER,
             "guilds": [],
-            "session_id": f"session-{len(self.recorded.identifies)}",
+            "session_id": session,
             "resume_gateway_url": self.url.replace("http", "ws", 1) + "/gateway",
             "application": {"id": APPLICATION_ID, "flags": 0},
         }

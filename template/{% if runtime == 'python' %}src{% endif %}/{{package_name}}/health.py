@@ -2,8 +2,12 @@
 
 Railway polls GET /health during a deploy and makes the new instance live
 only once it answers 200, so /health answers from the first second, also
-while the instance is a standby waiting for the redeploy lock. GET /ready
-says whether this instance is connected to Discord right now.
+while the instance is a standby waiting for the redeploy lock: a standby is
+healthy. GET /ready says whether this instance is connected to Discord right
+now, read from the live gateway session. /health turns 503 when the active
+instance has had no gateway session for longer than
+GATEWAY_OUTAGE_LIMIT_SECONDS: a bot that cannot reach Discord is not healthy,
+even if discord.py keeps trying.
 
 Responses are built from live state only: no setting, URL or token ever
 appears in them.
@@ -40,7 +44,10 @@ class Gateway(Protocol):
     @property
     def guilds(self) -> Sequence[object]: ...
 
-    def is_ready(self) -> bool: ...
+    #: Since when (time.monotonic()) no session has been ready; None while one is.
+    disconnected_since: float | None
+
+    def gateway_connected(self) -> bool: ...
 
     def is_closed(self) -> bool: ...
 
@@ -73,9 +80,16 @@ class HealthServer:
     instance holds the redeploy lock and becomes the active bot.
     """
 
-    def __init__(self, *, checks: Mapping[str, Check], version: str) -> None:
+    def __init__(
+        self,
+        *,
+        checks: Mapping[str, Check],
+        version: str,
+        gateway_outage_limit: float = 60.0,
+    ) -> None:
         #: The Discord client, once this instance is active.
         self.gateway: Gateway | None = None
+        self._gateway_outage_limit = gateway_outage_limit
         self._checks = dict(checks)
         self._version = version
         self._started = time.monotonic()
@@ -106,14 +120,23 @@ class HealthServer:
         gateway = self.gateway
         if gateway is None or gateway.is_closed():
             return "disconnected"
-        return "connected" if gateway.is_ready() else "connecting"
+        return "connected" if gateway.gateway_connected() else "connecting"
+
+    def gateway_outage_seconds(self) -> float:
+        """How long the active instance has been without a ready gateway session."""
+        gateway = self.gateway
+        if gateway is None or gateway.gateway_connected():
+            return 0.0
+        since = gateway.disconnected_since
+        return 0.0 if since is None else time.monotonic() - since
 
     async def report(self) -> tuple[int, dict[str, Any]]:
         """The /health status code and body."""
         names = list(self._checks)
         results = await asyncio.gather(*(_run_check(self._checks[n]) for n in names))
         services = {name: "ok" if ok else "down" for name, ok in zip(names, results, strict=True)}
-        healthy = all(results)
+        outage = self.gateway_outage_seconds()
+        healthy = all(results) and outage <= self._gateway_outage_limit
         state = self.gateway_state()
         latency = self.gateway.latency if self.gateway is not None else None
         body = {
@@ -129,12 +152,14 @@ class HealthServer:
                 if state == "connected" and latency is not None and latency != float("inf")
                 else None,
                 "guilds": len(self.gateway.guilds) if self.gateway is not None else 0,
+                "outage_seconds": round(outage, 1),
             },
             **services,
             "rss_bytes": rss_bytes(),
         }
         # A standby is healthy: Railway must make it live so the old instance
-        # is stopped and the lock handed over.
+        # is stopped and the lock handed over. Its gateway is "disconnected"
+        # by design, and no outage.
         return (200 if healthy else 503), body
 
     async def _health(self, request: web.Request) -> web.Response:
