@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ STRUCTURAL = (
 
 #: Answers to the free-text questions that have no default.
 REQUIRED_ANSWERS: dict[str, Any] = {"github_repository": "octocat/pingu-bot"}
+
+#: What a copy of the working tree leaves out: git's data, local environments
+#: and caches, none of which a user's clone of the template has.
+NOT_THE_TEMPLATE = shutil.ignore_patterns(
+    ".git", ".venv", ".tools", "__pycache__", "*.pyc", ".*_cache", "node_modules"
+)
 
 
 @cache
@@ -218,14 +225,17 @@ def template_copy() -> Path:
     combination; a plain directory is read directly.
     """
     dst = scratch_dir("crb-template-") / "template"
-    shutil.copytree(
-        ROOT,
-        dst,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "__pycache__", "*.pyc", ".*_cache", "node_modules"
-        ),
-    )
+    shutil.copytree(ROOT, dst, ignore=NOT_THE_TEMPLATE)
     return dst
+
+
+def quick_start() -> list[str]:
+    """The command lines of README.md's quick start, as .ci/run reads them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "README.md's quick start has no bash block"
+    return block.group(1).strip().splitlines()
 
 
 def render(answers: dict[str, Any], dst: Path, *, src: Path | None = None) -> Path:

@@ -108,6 +108,21 @@ def confirm_for(url: str) -> str:
     return f"{parts.hostname or 'localhost'}/{parts.path.lstrip('/')}"
 
 
+def restore_postgres(
+    scripts: dict[str, Path], backup: Path, target: str, *, cwd: Path, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """restore.sh of ``backup`` into ``target``, confirmed; the URL may carry a password."""
+    return run(
+        scripts["postgres"] / "restore.sh",
+        "--from",
+        str(backup),
+        "--confirm",
+        confirm_for(target),
+        cwd=cwd,
+        env={"DATABASE_URL": url or target},
+    )
+
+
 @pytest.fixture(scope="module")
 def postgres_admin() -> Iterator[object]:
     psycopg = pytest.importorskip("psycopg")
@@ -434,15 +449,7 @@ def test_postgres_password_never_on_a_command_line(
         )
         assert result.returncode == 0, result.stderr
         backup = tmp_path / result.stdout.strip().splitlines()[-1]
-        result = run(
-            scripts["postgres"] / "restore.sh",
-            "--from",
-            str(backup),
-            "--confirm",
-            confirm_for(scratch),
-            cwd=tmp_path,
-            env={"DATABASE_URL": url},
-        )
+        result = restore_postgres(scripts, backup, scratch, cwd=tmp_path, url=url)
         assert result.returncode == 0, result.stderr
     # The watch saw the PostgreSQL tools run, so not seeing the password means
     # something.
@@ -499,15 +506,7 @@ def test_postgres_files_are_private_and_concurrent_backups_stay_apart(
 
     # The safety dump of a restore is private too.
     backup = sorted(backups)[0]
-    result = run(
-        scripts["postgres"] / "restore.sh",
-        "--from",
-        str(backup),
-        "--confirm",
-        confirm_for(scratch),
-        cwd=tmp_path,
-        env={"DATABASE_URL": scratch},
-    )
+    result = restore_postgres(scripts, backup, scratch, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (safety,) = (tmp_path / "backups").iterdir()
     assert stat.S_IMODE(safety.stat().st_mode) == 0o600
@@ -524,15 +523,7 @@ def test_postgres_restore_says_why_pg_restore_refuses_an_archive(
     data = bytearray(backup.read_bytes())
     data[5:8] = bytes([1, 99, 0])
     backup.write_bytes(bytes(data))
-    result = run(
-        scripts["postgres"] / "restore.sh",
-        "--from",
-        str(backup),
-        "--confirm",
-        confirm_for(scratch),
-        cwd=tmp_path,
-        env={"DATABASE_URL": scratch},
-    )
+    result = restore_postgres(scripts, backup, scratch, cwd=tmp_path)
     assert result.returncode == 1
     assert "unsupported version (1.99) in file header" in result.stderr, result.stderr
     assert "Nothing was changed" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import linters
+import matrix
 
 ROOT = linters.ROOT
 
@@ -43,11 +43,7 @@ def test_repository_files_lint_clean(name: str) -> None:
 
 
 def test_quick_start_is_two_commands_that_generate_and_test() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "the quick start has no bash block"
-    commands = block.group(1).strip().splitlines()
+    commands = matrix.quick_start()
     assert len(commands) == 2, commands
     assert "copier" in commands[0] and " copy " in commands[0]
     assert commands[1].endswith("pytest")

@@ -92,9 +92,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ROOT,
         repo,
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", "__pycache__", "*.pyc", ".*_cache", "node_modules"
-        ),
+        ignore=matrix.NOT_THE_TEMPLATE,
     )
     run("git", "add", "-A", cwd=repo)
     if run("git", "status", "--porcelain", cwd=repo):
@@ -310,7 +308,7 @@ def iac_settings(bot: Path) -> dict[str, Any]:
     graph = json.loads(proc.stdout)["project"]
     services = [r for r in graph["resources"] if r["type"] == "service"]
     assert len(services) == 1, services
-    return {**services[0], "volumes": graph["resources"]}
+    return services[0]
 
 
 @pytest.mark.slow
@@ -359,14 +357,6 @@ def test_a_config_as_code_bot_moves_to_the_iac_file(
 
 
 # ---------------------------------------------------------------- quick start --
-def quick_start() -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "README.md's quick start has no bash block"
-    return block.group(1).strip().splitlines()
-
-
 @pytest.mark.slow
 def test_quick_start_bot_updates_from_inside_itself(tmp_path: Path) -> None:
     """The README's exact first command, in a clone with nothing beside it."""
@@ -375,15 +365,13 @@ def test_quick_start_bot_updates_from_inside_itself(tmp_path: Path) -> None:
     shutil.copytree(
         ROOT,
         clone,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", "__pycache__", "*.pyc", ".*_cache", "node_modules"
-        ),
+        ignore=matrix.NOT_THE_TEMPLATE,
     )
     run("git", "init", "-q", "-b", "main", cwd=clone)
     commit_all(clone, "The template as tested")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env["UV_PYTHON_DOWNLOADS"] = "never"
-    run("bash", "-c", quick_start()[0], cwd=clone, env=env)
+    run("bash", "-c", matrix.quick_start()[0], cwd=clone, env=env)
     bot = clone.parent / "pingu-bot"
     source = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))["_src_path"]
     assert Path(source).is_absolute(), f"_src_path {source!r}: copier update could not find it"
