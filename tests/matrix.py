@@ -35,6 +35,7 @@ STRUCTURAL = (
     "staging",
     "template_updates",
     "backups",
+    "backup_path",
 )
 
 #: Answers to the free-text questions that have no default.
