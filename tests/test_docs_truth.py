@@ -1,0 +1,248 @@
+"""DEPLOYMENT.md and README.md speak only of what the combination has.
+
+For every combination from copier.yml this reads the rendered runbook and
+README and checks:
+
+- TERMS: a database, service, CLI subcommand or variable named in the text
+  exists with these answers (no "Redis" in a bot without Redis, no
+  `migrate` without a database, no `<slug>-backup` service unless backups
+  run inside Railway for PostgreSQL);
+- paths: every workflow, script and other repository file the text names
+  exists in the rendered tree;
+- the shutdown bound the runbook promises is the one the code keeps, and it
+  fits inside Railway's drainingSeconds.
+
+Text added later is checked the same way; a failure names the file, the
+line, the answer that makes it wrong and where to fix it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import matrix
+from conftest import RenderedMatrix, combination_params
+
+DOCS = ("DEPLOYMENT.md", "README.md")
+Answers = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word the docs may use only when ``holds(answers)``."""
+
+    pattern: str
+    holds: Callable[[Answers], bool]
+    needs: str  # the answers that make it true, for the failure message
+
+
+def _railway_backups(a: Answers) -> bool:
+    return bool(a.get("backups")) and a.get("backup_path") == "railway"
+
+
+TERMS: tuple[Term, ...] = (
+    Term(
+        r"\bPostgreSQL\b|`Postgres`|\bPostgres\b",
+        lambda a: a["database"] == "postgres",
+        "database=postgres",
+    ),
+    Term(r"\bSQLite\b", lambda a: a["database"] == "sqlite", "database=sqlite"),
+    Term(r"\bRedis\b", lambda a: bool(a["redis"]), "redis=true"),
+    # The backup cron service exists only for PostgreSQL backed up inside Railway.
+    Term(
+        r"\b{slug}-backup\b",
+        lambda a: a["database"] == "postgres" and _railway_backups(a),
+        "database=postgres, backups=true, backup_path=railway",
+    ),
+    # The bot's own CLI: `python -m <package> COMMAND`.
+    Term(
+        r"python -m {package} migrate\b",
+        lambda a: a["database"] != "none",
+        "a database (database=postgres or sqlite)",
+    ),
+    Term(
+        r"python -m {package} (?:backup|backup-list|backup-check|backup-keygen|restore)\b",
+        _railway_backups,
+        "backups=true, backup_path=railway",
+    ),
+    Term(
+        r"\bBACKUP_(?:S3_\w+|AGE_\w+|DATABASE_URL|HEARTBEAT_URL|RETENTION_DAYS|KEEP_MIN)\b",
+        _railway_backups,
+        "backups=true, backup_path=railway",
+    ),
+    Term(
+        r"\bTEMPLATE_UPDATE_TOKEN\b", lambda a: bool(a["template_updates"]), "template_updates=true"
+    ),
+)
+
+#: Paths named in prose anywhere, backticked or not.
+PATH_IN_PROSE = re.compile(r"\.github/workflows/[\w.-]+\.ya?ml|\bscripts/[\w.-]+\.sh\b")
+#: Backticked words that look like a file of the repository.
+PATH_IN_CODE = re.compile(
+    r"`(\.?[\w-]+(?:/[\w.{}-]+)*\.(?:ya?ml|sh|py|json|toml|md|lock)|Dockerfile|docker/Dockerfile)`"
+)
+#: Files the docs name on purpose although the repository lacks them: Railway's
+#: retired config files and objects in the backup bucket.
+NOT_IN_REPOSITORY = {"railway.json", "railway.toml", "latest.json"}
+
+
+def _blocks(text: str) -> list[tuple[int, str]]:
+    """Paragraphs and table rows with the line each starts on."""
+    blocks: list[tuple[int, str]] = []
+    start, lines = 0, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("|"):
+            if lines:
+                blocks.append((start, " ".join(lines)))
+            lines = []
+            if line.strip():
+                blocks.append((number, line))
+            continue
+        if not lines:
+            start = number
+        lines.append(line.strip())
+    if lines:
+        blocks.append((start, " ".join(lines)))
+    return blocks
+
+
+def term_problems(doc: str, text: str, answers: Answers, slug: str, package: str) -> list[str]:
+    problems = []
+    for term in TERMS:
+        if term.holds(answers):
+            continue
+        pattern = re.compile(term.pattern.format(slug=re.escape(slug), package=package))
+        for number, block in _blocks(text):
+            if m := pattern.search(block):
+                problems.append(
+                    f"{doc}:{number} names {m[0]!r}, which exists only with {term.needs}: "
+                    f"guard that text with the same condition in template/{doc}.jinja or the "
+                    f"include it comes from (includes/deployment/). Context: {block[:160]!r}"
+                )
+                break
+    return problems
+
+
+def path_problems(doc: str, text: str, tree: Path) -> list[str]:
+    problems = []
+    names = {p.name for p in tree.rglob("*")}
+    for number, block in _blocks(text):
+        found = set(PATH_IN_PROSE.findall(block)) | set(PATH_IN_CODE.findall(block))
+        for path in sorted(found):
+            if path in NOT_IN_REPOSITORY or "{" in path or path.startswith(("http", "~")):
+                continue
+            if path == "Dockerfile" and "root" in block:
+                continue  # "a root Dockerfile" is named as something to avoid
+            exists = (tree / path.rstrip("/")).exists() if "/" in path else path in names
+            if not exists:
+                problems.append(
+                    f"{doc}:{number} names `{path}`, which this combination does not render: "
+                    f"guard the text with the condition of that file's name in template/, or fix "
+                    f"the path. Context: {block[:160]!r}"
+                )
+    return problems
+
+
+def _constants(source: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, int | float)
+        ):
+            values[node.targets[0].id] = float(node.value.value)
+    return values
+
+
+def shutdown_problems(tree: Path, deployment: str, package: str) -> list[str]:
+    source = (tree / "src" / package / "lifecycle.py").read_text(encoding="utf-8")
+    const = _constants(source)
+    budget, step = const["SHUTDOWN_BUDGET_SECONDS"], const["STEP_TIMEOUT_SECONDS"]
+    steps = len(re.findall(r"push_async_callback\(_bounded,", source))
+    problems = []
+    # One second stays for cancelling the client and the interpreter's exit.
+    if steps * step > budget - 1:
+        problems.append(
+            f"lifecycle.py: {steps} shutdown steps of {step:g} s each can take {steps * step:g} s, "
+            f"past SHUTDOWN_BUDGET_SECONDS={budget:g} less 1 s: lower STEP_TIMEOUT_SECONDS"
+        )
+    m = re.search(r"has\s+(\d+) s before SIGKILL", deployment)
+    if not m:
+        problems.append("DEPLOYMENT.md no longer says how long Railway waits before SIGKILL")
+    elif budget >= int(m[1]):
+        problems.append(f"the shutdown budget {budget:g} s is not inside drainingSeconds {m[1]} s")
+    if f"within {budget:g} s" not in deployment:
+        problems.append(
+            f"DEPLOYMENT.md does not promise the code's bound: say 'within {budget:g} s' "
+            "(SHUTDOWN_BUDGET_SECONDS in lifecycle.py.jinja)"
+        )
+    return problems
+
+
+def _answers(tree: Path, combo: matrix.Combination) -> tuple[Answers, str, str]:
+    text = (tree / ".copier-answers.yml").read_text(encoding="utf-8")
+    slug = re.search(r"^project_slug: (\S+)$", text, re.M)
+    assert slug, "no project_slug in the answers file"
+    package = slug[1].replace("-", "_")
+    return dict(combo.answers), slug[1], package
+
+
+@pytest.mark.parametrize("combo", combination_params())
+def test_docs_name_only_what_the_combination_has(
+    rendered_matrix: RenderedMatrix, combo: matrix.Combination
+) -> None:
+    tree = rendered_matrix.tree(combo)
+    answers, slug, package = _answers(tree, combo)
+    problems: list[str] = []
+    for doc in DOCS:
+        text = (tree / doc).read_text(encoding="utf-8")
+        problems += term_problems(doc, text, answers, slug, package)
+        problems += path_problems(doc, text, tree)
+    problems += shutdown_problems(tree, (tree / "DEPLOYMENT.md").read_text("utf-8"), package)
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------ the checks themselves --
+def test_a_term_outside_its_combination_is_caught() -> None:
+    answers = {
+        "database": "none",
+        "redis": False,
+        "deploy_mode": "actions",
+        "template_updates": True,
+        "backups": False,
+    }
+    text = "Intro.\n\nThe lock lives in Redis.\n"
+    [problem] = term_problems("README.md", text, answers, "pingu", "pingu")
+    assert "README.md:3" in problem and "redis=true" in problem
+    assert term_problems("README.md", "The lock lives nowhere.\n", answers, "p", "p") == []
+
+
+def test_a_missing_path_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "backup.sh").write_text("")
+    ok = "Run `scripts/backup.sh`; Railway no longer reads `railway.json`.\n"
+    assert path_problems("DEPLOYMENT.md", ok, tmp_path) == []
+    bad = "See .github/workflows/backup.yml and `scripts/restore.sh`.\n"
+    problems = path_problems("DEPLOYMENT.md", bad, tmp_path)
+    assert len(problems) == 2, problems
+
+
+def test_a_shutdown_longer_than_promised_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "src" / "p").mkdir(parents=True)
+    steps = "".join(f"cleanup.push_async_callback(_bounded, 'step {i}', f)\n" for i in range(5))
+    runbook = "has 20 s before SIGKILL; it exits within 10 s."
+    for step, expect_problem in ((3.0, True), (1.8, False)):
+        (tmp_path / "src" / "p" / "lifecycle.py").write_text(
+            f"SHUTDOWN_BUDGET_SECONDS = 10.0\nSTEP_TIMEOUT_SECONDS = {step}\n{steps}"
+        )
+        assert bool(shutdown_problems(tmp_path, runbook, "p")) is expect_problem
