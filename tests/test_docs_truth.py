@@ -63,7 +63,7 @@ TERMS: tuple[Term, ...] = (
     ),
     # The bot's own CLI: `python -m <package> COMMAND`.
     Term(
-        r"python -m {package} migrate\b",
+        r"python -m {package} migrate\b|`migrate`",
         lambda a: a["database"] != "none",
         "a database (database=postgres or sqlite)",
     ),
