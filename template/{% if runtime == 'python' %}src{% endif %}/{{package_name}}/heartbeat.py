@@ -31,18 +31,14 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}"
 
 
-async def ping(session: aiohttp.ClientSession, url: str, *, timeout: float) -> bool:
+async def ping(session: aiohttp.ClientSession, url: str) -> bool:
     """One GET of ``url``; True when the monitor answered 2xx. Never raises."""
     try:
-        async with session.get(
-            url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=True
-        ) as response:
+        async with session.get(url) as response:
             await response.read()
             if response.status < 300:
                 return True
-            log.warning(
-                "Heartbeat to %s answered HTTP %d", redact(url), response.status
-            )
+            log.warning("Heartbeat to %s answered HTTP %d", redact(url), response.status)
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         # The exception's text may quote the URL: only its type is logged.
         log.warning("Heartbeat to %s failed: %s", redact(url), type(error).__name__)
@@ -51,14 +47,14 @@ async def ping(session: aiohttp.ClientSession, url: str, *, timeout: float) -> b
 
 async def run(url: str, *, interval: float, alive: Callable[[], bool]) -> None:
     """Ping ``url`` every ``interval`` seconds while ``alive()``; runs until cancelled."""
-    # Never longer than one interval: a slow monitor must not delay the next ping.
-    timeout = min(10.0, interval)
     log.info("Sending a heartbeat to %s every %g s while connected", redact(url), interval)
-    async with aiohttp.ClientSession() as session:
+    # Never longer than one interval: a slow monitor must not delay the next ping.
+    timeout = aiohttp.ClientTimeout(total=min(10.0, interval))
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         next_at = time.monotonic()
         while True:
             if alive():
-                await ping(session, url, timeout=timeout)
+                await ping(session, url)
                 next_at += interval
             else:
                 # Not connected: check often, so the first ping after a
