@@ -462,11 +462,12 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
 def test_template_update_workflow(
     rendered_matrix: RenderedMatrix, combo: matrix.Combination
 ) -> None:
-    """Weekly, on demand, one job that runs the bot's own update script."""
+    """Weekly, on demand, one job that runs the bot's own update script (and an alert)."""
     workflow = workflows(rendered_matrix.tree(combo))["template-update.yml"]
     assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    (job,) = workflow["jobs"].values()
+    assert set(workflow["jobs"]) == {"update", "alert"}
+    job = workflow["jobs"]["update"]
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     # Copier merges against the history; credentials never stay on disk.
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
