@@ -95,8 +95,21 @@ def expected_manifest(answers: dict[str, Any]) -> set[str]:
         files |= {".github/workflows/deploy.yml", ".github/workflows/manual-deploy.yml"}
     if answers.get("backups"):
         files |= {".github/workflows/backup.yml", "scripts/backup.sh", "scripts/restore.sh"}
+    if any(name in files for name in ALERTING):
+        files.add("scripts/alert.sh")
     return files
 
+
+#: The workflows that alert on Discord, and when: (job watched, what counts).
+ALERTING = {
+    ".github/workflows/deploy.yml": ("deploy", {"needs.deploy.result == 'failure'"}),
+    ".github/workflows/manual-deploy.yml": ("deploy", {"needs.deploy.result == 'failure'"}),
+    ".github/workflows/backup.yml": ("backup", {"needs.backup.result == 'failure'"}),
+    ".github/workflows/template-update.yml": (
+        "update",
+        {"needs.update.result == 'failure'", "needs.update.outputs.conflicts == 'true'"},
+    ),
+}
 
 PARAMS = combination_params()
 
@@ -112,7 +125,12 @@ def test_manifest(rendered_matrix: RenderedMatrix, combo: matrix.Combination) ->
         if p.is_file()
     }
     assert present == expected_manifest(combo.answers)
-    for script in ("scripts/backup.sh", "scripts/restore.sh", "scripts/template-update.sh"):
+    for script in (
+        "scripts/alert.sh",
+        "scripts/backup.sh",
+        "scripts/restore.sh",
+        "scripts/template-update.sh",
+    ):
         if script in present:
             assert (tree / script).stat().st_mode & 0o111, f"{script} must be executable"
 
@@ -371,7 +389,7 @@ def test_workflow_security(rendered_matrix: RenderedMatrix, combo: matrix.Combin
         for job_name, job in workflow["jobs"].items():
             permissions = job.get("permissions")
             assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
-            if name == "template-update.yml":
+            if name == "template-update.yml" and job_name == "update":
                 # It pushes one branch and opens one pull request; nothing else.
                 assert permissions == {"contents": "write", "pull-requests": "write"}
             else:
@@ -444,11 +462,12 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
 def test_template_update_workflow(
     rendered_matrix: RenderedMatrix, combo: matrix.Combination
 ) -> None:
-    """Weekly, on demand, one job that runs the bot's own update script."""
+    """Weekly, on demand, one job that runs the bot's own update script (and an alert)."""
     workflow = workflows(rendered_matrix.tree(combo))["template-update.yml"]
     assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    (job,) = workflow["jobs"].values()
+    assert set(workflow["jobs"]) == {"update", "alert"}
+    job = workflow["jobs"]["update"]
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     # Copier merges against the history; credentials never stay on disk.
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
@@ -458,3 +477,43 @@ def test_template_update_workflow(
     assert "scripts/template-update.sh" in scripts
     assert "gh pr create" in scripts and "gh pr edit" in scripts
     assert job["env"]["GH_TOKEN"] == "${{ secrets.TEMPLATE_UPDATE_TOKEN || github.token }}"
+
+
+@pytest.mark.parametrize("combo", PARAMS)
+def test_failures_alert_on_discord(
+    rendered_matrix: RenderedMatrix, combo: matrix.Combination
+) -> None:
+    """Each workflow that can fail unseen has one alert job, and only it reads the webhook."""
+    tree = rendered_matrix.tree(combo)
+    found = workflows(tree)
+    for path, (watched, conditions) in ALERTING.items():
+        name = path.rpartition("/")[2]
+        if name not in found:
+            continue
+        jobs = found[name]["jobs"]
+        alert = jobs["alert"]
+        assert alert["needs"] == watched, name
+        # always(): a job whose dependency failed is skipped without it.
+        condition = alert["if"]
+        assert condition.startswith("always() && (") and condition.endswith(")"), name
+        assert set(condition[len("always() && (") : -1].split(" || ")) == conditions, name
+        assert alert["permissions"] == {"contents": "read"}, name
+        assert "environment" not in alert, f"{name}: the webhook is a repository secret"
+        checkout, send = alert["steps"]
+        assert checkout["with"]["sparse-checkout"] == "scripts/alert.sh", name
+        assert send["run"] == "scripts/alert.sh", name
+        assert (
+            send["env"]["ALERT_DISCORD_WEBHOOK_URL"] == "${{ secrets.ALERT_DISCORD_WEBHOOK_URL }}"
+        )
+        assert send["env"]["ALERT_TITLE"], name
+        # No other job, and no other step, sees the webhook.
+        text = (tree / path).read_text(encoding="utf-8")
+        assert text.count("secrets.ALERT_DISCORD_WEBHOOK_URL") == 1, name
+    if "template-update.yml" in found:
+        update = found["template-update.yml"]["jobs"]["update"]
+        assert update["outputs"]["conflicts"] == "${{ steps.update.outputs.conflicts }}"
+        script = next(s["run"] for s in update["steps"] if s.get("id") == "update")
+        assert 'if [ "$status" -eq 1 ]; then\n  echo "conflicts=true" >> "$GITHUB_OUTPUT"' in script
+    if "deploy.yml" in found:
+        env = found["deploy.yml"]["jobs"]["alert"]["steps"][1]["env"]
+        assert env["ALERT_ENVIRONMENT"] == found["deploy.yml"]["jobs"]["deploy"]["env"]["TARGET"]

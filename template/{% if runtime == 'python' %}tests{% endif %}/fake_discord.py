@@ -4,8 +4,10 @@ It speaks the real protocol, so the bot under test runs unmodified except
 for DISCORD_API_URL:
 
 - REST: GET /users/@me, GET /oauth2/applications/@me, GET /gateway/bot,
-  PUT of global and guild application commands (recorded) and the
-  interaction callback (recorded: which session answered);
+  PUT of global and guild application commands (recorded), GET of them
+  (what the last PUT stored, in the shape Discord answers with: its own
+  fields added, empty and default ones left out) and the interaction
+  callback (recorded: which session answered);
 - gateway: HELLO (op 10), IDENTIFY (op 2), RESUME (op 6), the READY and
   RESUMED dispatches, HEARTBEAT (op 1) and HEARTBEAT_ACK (op 11), in
   plain-text JSON frames, and INTERACTION_CREATE dispatches on demand.
@@ -95,6 +97,10 @@ class FakeDiscord:
         self.recorded = Recorded()
         #: While set, new gateway connections are refused with HTTP 503.
         self.refuse_gateway = False
+        #: While set, GETs of the application commands answer this HTTP status.
+        self.command_fetch_status: int | None = None
+        #: Commands as Discord stores them, per API path (see ``_stored``).
+        self.commands: dict[str, list[dict[str, Any]]] = {}
         self.port = 0
         self._sessions: dict[str, _Session] = {}
         self._ids = itertools.count(3000000000000000000)
@@ -185,6 +191,8 @@ class FakeDiscord:
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_put(api + "/applications/{app}/commands", self._sync)
         app.router.add_put(api + "/applications/{app}/guilds/{guild}/commands", self._sync)
+        app.router.add_get(api + "/applications/{app}/commands", self._commands)
+        app.router.add_get(api + "/applications/{app}/guilds/{guild}/commands", self._commands)
         app.router.add_post(api + "/interactions/{id}/{token}/callback", self._callback)
         app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app, access_log=None)
@@ -263,7 +271,16 @@ class FakeDiscord:
             }
             for index, command in enumerate(payload)
         ]
+        self.commands[request.path] = [_stored(command) for command in created]
         return _json(created)
+
+    async def _commands(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._unauthorised()
+        if self.command_fetch_status is not None:
+            message = {"message": "Refused by the test.", "code": 0}
+            return _json(message, status=self.command_fetch_status)
+        return _json(self.commands.get(request.path, []))
 
     async def _callback(self, request: web.Request) -> web.Response:
         instance = request.match_info["token"].partition(".")[0]
@@ -327,3 +344,36 @@ class FakeDiscord:
             "resume_gateway_url": self.url.replace("http", "ws", 1) + "/gateway",
             "application": {"id": APPLICATION_ID, "flags": 0},
         }
+
+
+def _stored(command: dict[str, Any]) -> dict[str, Any]:
+    """A command as Discord's GET returns it, not as it was sent.
+
+    Discord adds fields of its own, fills contexts and integration_types with
+    its defaults, and leaves out empty options and localizations and fields
+    that hold their default (an option's ``required: false``); a guild
+    command has no ``dm_permission``.
+    """
+
+    def trim(data: dict[str, Any]) -> dict[str, Any]:
+        kept = {}
+        for key, value in data.items():
+            if key == "options" and value:
+                kept[key] = [trim(option) for option in value]
+            elif key == "default_member_permissions" or not _unset(value):
+                kept[key] = value
+        return kept
+
+    stored = trim(command)
+    if command.get("guild_id"):
+        stored.pop("dm_permission", None)
+    else:
+        stored["dm_permission"] = command.get("dm_permission", True)
+    stored["contexts"] = command.get("contexts") or [0, 1, 2]
+    stored["integration_types"] = command.get("integration_types") or [0]
+    stored["nsfw"] = command.get("nsfw", False)
+    return stored
+
+
+def _unset(value: object) -> bool:
+    return value is None or value is False or value == [] or value == {}
