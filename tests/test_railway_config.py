@@ -577,7 +577,8 @@ INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*railway [^`]+)`")
 def railway_lines(text: str) -> list[str]:
     """Every `railway ...` command a reader may run: fenced lines and code spans."""
     lines, fenced = [], False
-    for line in text.splitlines():
+    # A command continued with a trailing backslash is one line to the shell.
+    for line in text.replace("\\\n", " ").splitlines():
         stripped = line.strip().lstrip("#").strip()
         if line.strip().startswith("```"):
             fenced = not fenced
