@@ -11,6 +11,11 @@
   in-process and through the Railway CLI's own six-step inline script in a
   `python -c` subprocess (IAC.md sections 1 and 7), for every environment;
   the graph is checked for what the CLI would reject or delete.
+- With backup_path=railway: PostgreSQL's backup cron service (the bot's
+  source, a Dockerfile build that installs pg_dump 18, a daily schedule, a
+  bounded restart policy, no healthcheck, every hand-set variable kept by
+  preserve() and never the age identity), or the SQLite bot's own backup
+  variables.
 """
 
 from __future__ import annotations
