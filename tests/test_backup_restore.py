@@ -1,11 +1,12 @@
 """scripts/backup.sh and scripts/restore.sh, run for real.
 
-Both scripts are rendered from the template (backups=true, one database
-each) and run as subprocesses with /bin/sh, the shell the Railway image and
-the postgres image have. PostgreSQL is the real server on this machine
+The scripts exist only on the GitHub Actions backup path, which serves
+PostgreSQL alone (backup_path=actions; copier.yml refuses it for SQLite,
+whose file only the bot's own process can reach). They are rendered from
+the template and run as subprocesses with /bin/sh, the shell the postgres
+image has. PostgreSQL is the real server on this machine
 (CRB_TEST_DATABASE_URL, trust auth); every test creates its own scratch
-database and drops it. SQLite is the real library through python3, as in
-the scripts.
+database and drops it.
 
 What is proven:
 - a backup restores to exactly the contents it was taken from (rows,
@@ -22,13 +23,7 @@ What is proven:
   backups never share or overwrite a file, and a refused archive is
   refused with pg_restore's own reason;
 - a safety copy of the previous contents is kept and is itself restorable;
-- SQLite is backed up and restored while another connection holds the
-  database open in WAL mode, and that connection sees the restored data;
-- the Railway transfer of backup.sh (`railway ssh` plus a checksummed text
-  encoding) survives a terminal's carriage returns and rejects a corrupted
-  transfer. Railway itself is not available here: a stand-in `railway`
-  executable runs the remote command in a local shell, which is what
-  `railway ssh -- COMMAND` does in the service's container;
+- the private path (backup_path=railway) renders neither script;
 - every error message names the problem and the fix.
 """
 
@@ -37,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
 import stat
 import subprocess
 import threading
@@ -58,21 +52,40 @@ SCRIPT_TIMEOUT = 120
 
 
 # ----------------------------------------------------------------- helpers --
+def _backup_combo(database: str, path: str) -> matrix.Combination:
+    return next(
+        c
+        for c in matrix.combinations()
+        if c.answers.get("database") == database
+        and c.answers.get("backups")
+        and c.answers.get("backup_path") == path
+    )
+
+
 @pytest.fixture(scope="module")
 def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """scripts/ of a rendered project, one per database that has backups."""
-    found = {}
-    for database in ("postgres", "sqlite"):
-        combo = next(
-            c
-            for c in matrix.combinations()
-            if c.answers.get("database") == database and c.answers.get("backups")
-        )
-        tree = matrix.render(combo.answers, tmp_path_factory.mktemp(f"render-{database}"))
-        found[database] = tree / "scripts"
-        for name in ("backup.sh", "restore.sh"):
-            assert os.access(found[database] / name, os.X_OK), f"{name} must be executable"
-    return found
+    """scripts/ of a rendered project on the actions path (PostgreSQL only)."""
+    combo = _backup_combo("postgres", "actions")
+    tree = matrix.render(combo.answers, tmp_path_factory.mktemp("render-postgres"))
+    for name in ("backup.sh", "restore.sh"):
+        assert os.access(tree / "scripts" / name, os.X_OK), f"{name} must be executable"
+    return {"postgres": tree / "scripts"}
+
+
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_private_path_renders_no_backup_scripts(
+    database: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    combo = _backup_combo(database, "railway")
+    tree = matrix.render(combo.answers, tmp_path_factory.mktemp(f"render-{database}-railway"))
+    for name in ("backup.sh", "restore.sh"):
+        assert not (tree / "scripts" / name).exists(), name
+    assert not (tree / ".github" / "workflows" / "backup.yml").exists()
+    # Nothing on that path goes through `railway ssh`, which needs a personal
+    # SSH key and refuses project tokens.
+    for path in tree.rglob("*"):
+        if path.is_file() and path.suffix in {".yml", ".sh", ".py"}:
+            assert "railway ssh" not in path.read_text(encoding="utf-8"), path
 
 
 def run(
@@ -527,281 +540,3 @@ def test_postgres_restore_says_why_pg_restore_refuses_an_archive(
     assert result.returncode == 1
     assert "unsupported version (1.99) in file header" in result.stderr, result.stderr
     assert "Nothing was changed" in result.stderr
-
-
-# ------------------------------------------------------------------ SQLite --
-def make_sqlite(path: Path, rows: int = 3000) -> None:
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.executescript(
-        """
-        CREATE TABLE guilds (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-        CREATE TABLE points (
-            id INTEGER PRIMARY KEY, guild_id INTEGER REFERENCES guilds, score INTEGER
-        );
-        CREATE INDEX points_guild ON points (guild_id);
-        """
-    )
-    connection.executemany(
-        "INSERT INTO guilds VALUES (?, ?)", [(i, f"guild {i}") for i in range(20)]
-    )
-    connection.executemany(
-        "INSERT INTO points (guild_id, score) VALUES (?, ?)", [(i % 20, i) for i in range(rows)]
-    )
-    connection.commit()
-    connection.close()
-
-
-def dump_sqlite(path: Path) -> list[str]:
-    connection = sqlite3.connect(path)
-    try:
-        return list(connection.iterdump())
-    finally:
-        connection.close()
-
-
-def sqlite_backup(scripts: dict[str, Path], database: Path, workdir: Path) -> Path:
-    result = run(
-        scripts["sqlite"] / "backup.sh",
-        "--database",
-        str(database),
-        "--output-dir",
-        "out",
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr
-    backup = workdir / result.stdout.strip().splitlines()[-1]
-    assert backup.suffix == ".sqlite3"
-    assert (backup.parent / f"{backup.name}.sha256").read_text().split()[0] == sha256(backup)
-    return backup
-
-
-def test_sqlite_round_trip_while_the_bot_holds_the_database_open(
-    scripts: dict[str, Path], tmp_path: Path
-) -> None:
-    database = tmp_path / "data" / f"{PACKAGE}.sqlite3"
-    database.parent.mkdir()
-    make_sqlite(database)
-    bot = sqlite3.connect(database)  # the running bot's connection, WAL mode
-    bot.execute("INSERT INTO points (guild_id, score) VALUES (1, -1)")
-    bot.commit()  # committed to the -wal file, not yet checkpointed
-    before = dump_sqlite(database)
-
-    backup = sqlite_backup(scripts, database, tmp_path)
-    assert dump_sqlite(backup) == before, "the backup includes what only the WAL held"
-
-    bot.execute("DELETE FROM points WHERE score > 10")
-    bot.execute("DROP INDEX points_guild")
-    bot.commit()
-    result = run(
-        scripts["sqlite"] / "restore.sh",
-        "--from",
-        str(backup),
-        "--database",
-        str(database),
-        "--confirm",
-        database.name,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert dump_sqlite(database) == before
-    # The open connection sees the restored rows: no file was swapped under it.
-    assert bot.execute("SELECT count(*) FROM points").fetchone() == (3001,)
-    bot.close()
-    assert not list(database.parent.glob(".restore-*")), "the checked copy is removed"
-    safety = list((tmp_path / "backups").glob(f"{PACKAGE}-before-restore-*.sqlite3"))
-    assert len(safety) == 1
-    kept = sqlite3.connect(safety[0])
-    assert kept.execute("SELECT count(*) FROM points").fetchone() == (12,)
-    kept.close()
-
-
-def test_sqlite_refuses_a_database_with_data_without_its_name(
-    scripts: dict[str, Path], tmp_path: Path
-) -> None:
-    database = tmp_path / f"{PACKAGE}.sqlite3"
-    make_sqlite(database)
-    backup = sqlite_backup(scripts, database, tmp_path)
-    before = sha256(database)
-    for extra in ([], ["--confirm", "other.sqlite3"]):
-        result = run(
-            scripts["sqlite"] / "restore.sh",
-            "--from",
-            str(backup),
-            "--database",
-            str(database),
-            *extra,
-            cwd=tmp_path,
-        )
-        assert result.returncode == 3
-        assert f"--confirm {database.name}" in result.stderr
-    assert sha256(database) == before
-
-
-def test_sqlite_restore_creates_a_missing_database(
-    scripts: dict[str, Path], tmp_path: Path
-) -> None:
-    source = tmp_path / "source.sqlite3"
-    make_sqlite(source)
-    backup = sqlite_backup(scripts, source, tmp_path)
-    target = tmp_path / "fresh" / f"{PACKAGE}.sqlite3"
-    target.parent.mkdir()
-    result = run(
-        scripts["sqlite"] / "restore.sh",
-        "--from",
-        str(backup),
-        "--database",
-        str(target),
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert dump_sqlite(target) == dump_sqlite(source)
-
-
-@pytest.mark.parametrize("damage", ["corrupt-pages", "not-sqlite", "checksum"])
-def test_sqlite_damaged_backup_leaves_the_database_byte_for_byte(
-    scripts: dict[str, Path], tmp_path: Path, damage: str
-) -> None:
-    database = tmp_path / f"{PACKAGE}.sqlite3"
-    make_sqlite(database)
-    backup = sqlite_backup(scripts, database, tmp_path)
-    connection = sqlite3.connect(database)
-    connection.execute("DELETE FROM points WHERE id > 5")
-    connection.commit()
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.close()
-    before = sha256(database)
-
-    data = bytearray(backup.read_bytes())
-    if damage == "corrupt-pages":
-        page_size = int.from_bytes(data[16:18], "big")
-        for page in range(2, len(data) // page_size):  # keep the header page
-            data[page * page_size : page * page_size + 64] = b"\xff" * 64
-        expected = "not a sound SQLite database"
-    elif damage == "not-sqlite":
-        data = bytearray(b"PGDMP" + bytes(data[5:]))
-        expected = "not a sound SQLite database"
-    else:
-        data[len(data) // 2] ^= 0x01
-        expected = "does not match"
-    backup.write_bytes(bytes(data))
-    if damage != "checksum":
-        (backup.parent / f"{backup.name}.sha256").unlink()
-
-    result = run(
-        scripts["sqlite"] / "restore.sh",
-        "--from",
-        str(backup),
-        "--database",
-        str(database),
-        "--confirm",
-        database.name,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 1
-    assert expected in result.stderr and "Nothing was changed" in result.stderr
-    assert sha256(database) == before
-    assert not list(tmp_path.glob(".restore-*"))
-
-
-def test_sqlite_scripts_explain_wrong_invocations(scripts: dict[str, Path], tmp_path: Path) -> None:
-    backup_sh, restore_sh = scripts["sqlite"] / "backup.sh", scripts["sqlite"] / "restore.sh"
-    nothing = run(backup_sh, cwd=tmp_path)
-    assert nothing.returncode == 2
-    assert "--database PATH" in nothing.stderr and "--railway-service" in nothing.stderr
-    missing = run(backup_sh, "--database", "nope.sqlite3", cwd=tmp_path)
-    assert missing.returncode == 1 and "no SQLite database at nope.sqlite3" in missing.stderr
-    no_target = run(restore_sh, "--from", "x", cwd=tmp_path)
-    assert no_target.returncode == 1 and "no backup file at x" in no_target.stderr
-    (tmp_path / "x.sqlite3").write_bytes(b"")
-    no_database = run(restore_sh, "--from", "x.sqlite3", cwd=tmp_path)
-    assert no_database.returncode == 2 and "--database PATH is required" in no_database.stderr
-
-
-# ------------------------------------------------- SQLite through Railway --
-STAND_IN = """#!/bin/sh
-# Stand-in for `railway ssh --service NAME -- COMMAND`: runs COMMAND in a
-# shell with the volume's variable set, as the service's container would,
-# and sends its output through a terminal-like CRLF translation.
-[ "$1" = ssh ] || { echo "unexpected: railway $*" >&2; exit 2; }
-shift
-[ "$1" = --service ] && [ "$2" = "$EXPECTED_SERVICE" ] || { echo "bad service: $*" >&2; exit 2; }
-shift 2
-[ "$1" = -- ] || { echo "missing --: $*" >&2; exit 2; }
-shift
-[ "$#" -eq 1 ] || { echo "the remote command must be one word, got $#" >&2; exit 2; }
-RAILWAY_VOLUME_MOUNT_PATH=$FAKE_VOLUME sh -c "$1" | sed "$FAKE_DAMAGE"
-"""
-
-
-@pytest.fixture
-def railway_stand_in(tmp_path: Path) -> dict[str, str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "railway").write_text(STAND_IN)
-    (bin_dir / "railway").chmod(0o755)
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    make_sqlite(volume / f"{PACKAGE}.sqlite3", rows=20000)
-    return {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_VOLUME": str(volume),
-        "EXPECTED_SERVICE": "pingu-bot",
-        "FAKE_DAMAGE": "s/$/\r/",
-    }
-
-
-def test_sqlite_backup_through_railway_ssh(
-    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
-) -> None:
-    result = run(
-        scripts["sqlite"] / "backup.sh",
-        "--railway-service",
-        "pingu-bot",
-        "--output-dir",
-        "out",
-        cwd=tmp_path,
-        env=railway_stand_in,
-    )
-    assert result.returncode == 0, result.stderr
-    backup = tmp_path / result.stdout.strip()
-    original = Path(railway_stand_in["FAKE_VOLUME"]) / f"{PACKAGE}.sqlite3"
-    assert dump_sqlite(backup) == dump_sqlite(original)
-    assert sorted(p.name for p in backup.parent.iterdir()) == [backup.name, f"{backup.name}.sha256"]
-
-
-def test_sqlite_backup_through_railway_rejects_a_corrupted_transfer(
-    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
-) -> None:
-    # Line 200 of the transfer (base64) has its capital letters shifted by one.
-    rotate = "y/ABCDEFGHIJKLMNOPQRSTUVWXYZ/BCDEFGHIJKLMNOPQRSTUVWXYZA/"
-    env = {**railway_stand_in, "FAKE_DAMAGE": f"s/$/\r/;200{rotate}"}
-    result = run(
-        scripts["sqlite"] / "backup.sh",
-        "--railway-service",
-        "pingu-bot",
-        "--output-dir",
-        "out",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert result.returncode == 1
-    assert "nothing was kept" in result.stderr and "Run the backup again" in result.stderr
-    assert not list((tmp_path / "out").iterdir())
-
-
-def test_sqlite_backup_through_railway_names_a_wrong_path(
-    scripts: dict[str, Path], tmp_path: Path, railway_stand_in: dict[str, str]
-) -> None:
-    result = run(
-        scripts["sqlite"] / "backup.sh",
-        "--railway-service",
-        "pingu-bot",
-        "--remote-database",
-        "/data/it's here.sqlite3",
-        cwd=tmp_path,
-        env=railway_stand_in,
-    )
-    assert result.returncode == 1
-    assert "no SQLite database at /data/it's here.sqlite3" in result.stderr
-    assert "--remote-database" in result.stderr

@@ -170,9 +170,24 @@ def check_structure(path: Path, answers: dict) -> None:
     images = pinned_images(answers["python_version"])
     pkg = answers["package_name"]
 
-    # Bases: uv's official image and the Python of python_version, as pinned.
-    assert [s["from"] for s in all_stages] == [images["uv"], images["python"], images["python"]]
-    uv_stage, build, runtime = all_stages
+    # Bases: uv's official image and the Python of python_version, as pinned;
+    # with the private PostgreSQL backups, a stage that only yields the key of
+    # PostgreSQL's apt repository.
+    pg_client = (
+        answers["database"] == "postgres"
+        and answers.get("backups")
+        and answers.get("backup_path") == "railway"
+    )
+    expected_bases = [images["uv"], images["python"], images["python"]]
+    if pg_client:
+        expected_bases.insert(2, images["python"])
+    assert [s["from"] for s in all_stages] == expected_bases
+    if pg_client:
+        uv_stage, build, pgdg, runtime = all_stages
+        check_postgres_client(pgdg, runtime)
+    else:
+        uv_stage, build, runtime = all_stages
+        assert "postgresql" not in path.read_text(encoding="utf-8")
     assert uv_stage["name"] and build["name"] and runtime["name"]
     for stage in all_stages:
         tag = stage["from"].rsplit(":", 1)
@@ -204,6 +219,9 @@ def check_structure(path: Path, answers: dict) -> None:
     # unbuffered, and Python itself as PID 1.
     copies = [v for i, v in runtime["instructions"] if i == "COPY"]
     venv = build_env["UV_PROJECT_ENVIRONMENT"]
+    if pg_client:
+        assert copies[0] == f"--from={pgdg['name']} {PGDG_KEY} /usr/share/keyrings/pgdg.asc"
+        copies = copies[1:]
     assert copies == [f"--from={build['name']} {venv} {venv}"]
     run_env = env_keys(runtime)
     assert run_env["PYTHONUNBUFFERED"] == "1"
@@ -233,6 +251,45 @@ def check_structure(path: Path, answers: dict) -> None:
     }
 
 
+# Shipped by Debian's postgresql-common: the key arrives through Debian's
+# signed archive instead of a download trusted on first use.
+PGDG_KEY = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc"
+PG_MAJOR = "18"  # Railway's PostgreSQL; pg_dump must be at least the server's major
+
+
+def check_postgres_client(pgdg: dict, runtime: dict) -> None:
+    """pg_dump/pg_restore 18 from apt.postgresql.org, signed-by its own key only."""
+    pgdg_runs = [v for i, v in pgdg["instructions"] if i == "RUN"]
+    assert len(pgdg_runs) == 1 and "postgresql-common" in shlex.split(pgdg_runs[0])
+    assert [i for i, _ in pgdg["instructions"]] == ["RUN"], "the key stage only installs"
+    runs = [v for i, v in runtime["instructions"] if i == "RUN"]
+    client = [v for v in runs if "apt.postgresql.org" in v]
+    assert len(client) == 1
+    words = shlex.split(client[0].replace("\\\n", " "))
+    source = words[words.index("echo") + 1]
+    # One source line, for the image's own Debian release, trusting only
+    # PGDG's key for it (never a key added to apt's global keyring).
+    assert source == (
+        "deb [signed-by=/usr/share/keyrings/pgdg.asc] "
+        "https://apt.postgresql.org/pub/repos/apt trixie-pgdg main"
+    )
+    assert words[words.index(">") + 1] == "/etc/apt/sources.list.d/pgdg.list"
+    install = words.index("install")
+    assert words[install + 1 : install + 4] == [
+        "-y",
+        "--no-install-recommends",
+        f"postgresql-client-{PG_MAJOR}",
+    ]
+    assert words[-3:] == ["rm", "-rf", "/var/lib/apt/lists/*"]
+    # The versioned directory first, so `pg_dump` is the 18 one.
+    assert f"/usr/lib/postgresql/{PG_MAJOR}/bin:" in env_keys(runtime)["PATH"]
+    # Installed as root, before the image drops to the unprivileged user.
+    order = [i for i, _ in runtime["instructions"]]
+    assert order.index("USER") > max(
+        n for n, (i, v) in enumerate(runtime["instructions"]) if i == "RUN" and v in client
+    )
+
+
 def hadolint(path: Path) -> None:
     result = subprocess.run(
         [str(BIN / "hadolint"), "--no-color", "--failure-threshold", "style", str(path)],
@@ -256,7 +313,9 @@ def test_dockerfile_is_the_same_wherever_it_lives(rendered_matrix):
         answers = answers_of(combo)
         text = dockerfile_path(rendered_matrix.tree(combo), answers).read_text(encoding="utf-8")
         code = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-        groups.setdefault((answers["database"],), set()).add(code)
+        # The PostgreSQL client for private backups is the one other difference.
+        pg_client = answers.get("backups") and answers.get("backup_path") == "railway"
+        groups.setdefault((answers["database"], bool(pg_client)), set()).add(code)
     assert all(len(codes) == 1 for codes in groups.values()), {k: len(v) for k, v in groups.items()}
 
 

@@ -11,6 +11,11 @@
   in-process and through the Railway CLI's own six-step inline script in a
   `python -c` subprocess (IAC.md sections 1 and 7), for every environment;
   the graph is checked for what the CLI would reject or delete.
+- With backup_path=railway: PostgreSQL's backup cron service (the bot's
+  source, a Dockerfile build that installs pg_dump 18, a daily schedule, a
+  bounded restart policy, no healthcheck, every hand-set variable kept by
+  preserve() and never the age identity), or the SQLite bot's own backup
+  variables.
 """
 
 from __future__ import annotations
@@ -58,6 +63,39 @@ print(json.dumps({"partial": partial, "project": project}, default=str))
 """
 PARTIAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
 COMBOS = matrix.combinations()
+
+# The variables of the backup commands (backup_path=railway), by the names
+# the bot's backup code reads: value, or None for one set by hand.
+BACKUP_SECRETS = {
+    "BACKUP_S3_ENDPOINT",
+    "BACKUP_S3_REGION",
+    "BACKUP_S3_BUCKET",
+    "BACKUP_S3_ACCESS_KEY_ID",
+    "BACKUP_S3_SECRET_ACCESS_KEY",
+    "BACKUP_S3_PREFIX",
+    "BACKUP_AGE_RECIPIENTS",
+    "BACKUP_HEARTBEAT_URL",
+}
+BACKUP_DEFAULTS = {
+    "BACKUP_RETENTION_DAYS": "30",
+    "BACKUP_KEEP_MIN": "7",
+    "BACKUP_MAX_AGE_HOURS": "26",
+}
+# Never on a Railway service: the identity decrypts every backup.
+BACKUP_NEVER_ON_RAILWAY = {"BACKUP_AGE_IDENTITY", "BACKUP_RESTORE_KEY"}
+CRON = re.compile(r"^(\d{1,2}) (\d{1,2}) \* \* \*$")
+
+
+def private_backups(combo: matrix.Combination) -> bool:
+    a = combo.answers
+    return a["database"] != "none" and bool(a.get("backups")) and a.get("backup_path") == "railway"
+
+
+def backup_names(combo: matrix.Combination) -> set[str]:
+    """The backup variables a combination's bot service carries (SQLite only)."""
+    if not private_backups(combo) or combo.answers["database"] != "sqlite":
+        return set()
+    return BACKUP_SECRETS | set(BACKUP_DEFAULTS) | {"BACKUP_INTERVAL_HOURS"}
 
 
 def ids(combos):
@@ -258,7 +296,9 @@ def test_runbook_variables_are_the_bots(rendered_matrix, combo):
     variables = doc_variables(tree, envs)
     read = settings_env_names(config_py(tree))
     platform = {"RAILWAY_RUN_UID"}  # read by Railway, not by the bot
-    assert set(variables) - platform <= read
+    # The backup commands' variables: their names are the backup contract's.
+    assert set(variables) - platform - backup_names(combo) <= read
+    assert {n for n in variables if n.startswith("BACKUP_")} == backup_names(combo)
     assert "DISCORD_TOKEN" in variables and "PORT" not in variables
     assert ("DATABASE_URL" in variables) == (combo.answers["database"] == "postgres")
     assert ("REDIS_URL" in variables) == combo.answers["redis"]
@@ -327,8 +367,12 @@ def _check_graph(graph: dict, combo: matrix.Combination, tree: Path, env: str) -
         expected.add("database.Redis")
     if a["database"] == "sqlite":
         expected.add(f"volume.{slug}-data")
+    if private_backups(combo) and a["database"] == "postgres":
+        expected.add(f"service.{slug}-backup")
     assert set(by_address) == expected
     node = by_address[f"service.{slug}"]
+    if f"service.{slug}-backup" in by_address:
+        _check_backup_service(by_address[f"service.{slug}-backup"], node, combo, tree)
 
     if a["deploy_mode"] == "autodeploy":
         branch = {"production": "main", "staging": "develop"}[env]
@@ -354,7 +398,17 @@ def _check_graph(graph: dict, combo: matrix.Combination, tree: Path, env: str) -
             assert var["resource"] in by_address, name
     assert variables["LOG_LEVEL"]["value"] == ("DEBUG" if env == "staging" else "INFO")
     read = settings_env_names(config_py(tree))
-    assert set(variables) - {"RAILWAY_RUN_UID"} <= read
+    assert set(variables) - {"RAILWAY_RUN_UID"} - backup_names(combo) <= read
+    names = backup_names(combo)
+    assert {n for n in variables if n.startswith("BACKUP_")} == names
+    if names:
+        # The SQLite bot backs its own volume up: every value set by hand is
+        # kept by preserve() (a plan deletes undeclared variables), the
+        # defaults are written out.
+        for name in BACKUP_SECRETS:
+            assert variables[name] == {"type": "preserve"}, name
+        for name, value in {**BACKUP_DEFAULTS, "BACKUP_INTERVAL_HOURS": "24"}.items():
+            assert variables[name] == {"type": "literal", "value": value}, name
 
     attachments = node.get("volumeAttachments", {})
     if a["database"] == "sqlite":
@@ -363,6 +417,55 @@ def _check_graph(graph: dict, combo: matrix.Combination, tree: Path, env: str) -
         ]
     else:
         assert not attachments
+
+
+def _check_backup_service(node: dict, bot: dict, combo: matrix.Combination, tree: Path) -> None:
+    """The PostgreSQL backup cron service: the bot's code and image, run once a day."""
+    a = combo.answers
+    pkg = package(combo)
+    # Same source as the bot: it deploys with it, from the same branch.
+    assert node.get("source") == bot.get("source") and node["kind"] == bot["kind"]
+    # Only the Dockerfile installs pg_dump 18; Railpack and Nixpacks builds of
+    # the bot cannot, so this service builds docker/Dockerfile then.
+    assert node["build"] == {
+        "builder": "DOCKERFILE",
+        "dockerfilePath": "Dockerfile" if a["builder"] == "dockerfile" else "docker/Dockerfile",
+    }
+    assert (tree / node["build"]["dockerfilePath"]).is_file()
+    dockerfile = (tree / node["build"]["dockerfilePath"]).read_text(encoding="utf-8")
+    assert "postgresql-client-18" in dockerfile
+    deploy = node["deploy"]
+    jsonschema.validate({"$schema": "x", "build": node["build"], "deploy": deploy}, SCHEMA)
+    assert shlex.split(deploy["startCommand"]) == ["python", "-m", pkg, "backup"]
+    # Daily, at a fixed minute off the full hour (Railway's cron is UTC).
+    match = CRON.match(deploy["cronSchedule"])
+    assert match, deploy["cronSchedule"]
+    minute, hour = map(int, match.groups())
+    assert 0 < minute < 60 and 0 <= hour < 24
+    # A cron run must exit: nothing to health-check, never asleep or
+    # restarted forever, and no migration of its own.
+    assert deploy["restartPolicyType"] in {"NEVER", "ON_FAILURE"}
+    if deploy["restartPolicyType"] == "ON_FAILURE":
+        assert 1 <= deploy["restartPolicyMaxRetries"] <= 3
+    for forbidden in (
+        "healthcheckPath",
+        "preDeployCommand",
+        "sleepApplication",
+        "numReplicas",
+        "multiRegionConfig",
+    ):
+        assert forbidden not in deploy, forbidden
+    variables = node["variables"]
+    assert set(variables) == BACKUP_SECRETS | set(BACKUP_DEFAULTS) | {"BACKUP_DATABASE_URL"}
+    # The read-only role's URL is set by hand, never a reference to the
+    # owner's DATABASE_URL.
+    for name in BACKUP_SECRETS | {"BACKUP_DATABASE_URL"}:
+        assert variables[name] == {"type": "preserve"}, name
+    for name, value in BACKUP_DEFAULTS.items():
+        assert variables[name] == {"type": "literal", "value": value}, name
+    assert not set(variables) & BACKUP_NEVER_ON_RAILWAY
+    assert not set(bot["variables"]) & BACKUP_NEVER_ON_RAILWAY
+    assert not node.get("volumeAttachments")
 
 
 @pytest.mark.parametrize("combo", IAC, ids=ids(IAC))
@@ -479,7 +582,8 @@ INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*railway [^`]+)`")
 def railway_lines(text: str) -> list[str]:
     """Every `railway ...` command a reader may run: fenced lines and code spans."""
     lines, fenced = [], False
-    for line in text.splitlines():
+    # A command continued with a trailing backslash is one line to the shell.
+    for line in text.replace("\\\n", " ").splitlines():
         stripped = line.strip().lstrip("#").strip()
         if line.strip().startswith("```"):
             fenced = not fenced

@@ -44,6 +44,14 @@ def has_db(a: Answers) -> bool:
     return a["database"] != "none"
 
 
+def _actions_backups(a: Answers) -> bool:
+    return bool(a["backups"]) and a["backup_path"] == "actions"
+
+
+def _private_backups(a: Answers) -> bool:
+    return bool(a["backups"]) and a["database"] != "none" and a["backup_path"] == "railway"
+
+
 #: The rule for each option: which files it adds or removes, and the content
 #: it must change. docs/options.md says the same in prose.
 RULES: tuple[Rule, ...] = (
@@ -171,10 +179,40 @@ RULES: tuple[Rule, ...] = (
         pattern=r"## Updates as pull requests",
         contains_when=lambda a: a["template_updates"],
     ),
-    # backups
-    Rule("backups", ".github/workflows/backup.yml", lambda a: a["backups"]),
-    Rule("backups", "scripts/backup.sh", lambda a: a["backups"]),
-    Rule("backups", "scripts/restore.sh", lambda a: a["backups"]),
+    # backups, and where they run (backup_path): the workflow and scripts
+    # only from GitHub Actions; a cron service and pg_dump 18 in the image
+    # for PostgreSQL inside the project.
+    Rule("backups", ".github/workflows/backup.yml", lambda a: _actions_backups(a)),
+    Rule("backups", "scripts/backup.sh", lambda a: _actions_backups(a)),
+    Rule("backups", "scripts/restore.sh", lambda a: _actions_backups(a)),
+    Rule(
+        "backup_path",
+        "DEPLOYMENT.md",
+        lambda a: True,
+        pattern=r"### Offsite backups: the variables",
+        contains_when=lambda a: _private_backups(a),
+    ),
+    Rule(
+        "backup_path",
+        "DEPLOYMENT.md",
+        lambda a: True,
+        pattern=r"`{project_slug}-backup`",
+        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+    ),
+    Rule(
+        "backup_path",
+        ".railway/railway.py",
+        lambda a: a["railway_config"] == "iac",
+        pattern=r'(?m)^BACKUP_SERVICE = "{project_slug}-backup"$',
+        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+    ),
+    Rule(
+        "backup_path",
+        "{dockerfile}",
+        lambda a: True,
+        pattern=r"apt-get install -y --no-install-recommends postgresql-client-18",
+        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+    ),
     # always
     Rule("project", "README.md", lambda a: True),
     Rule("project", "docs/development.md", lambda a: True),
@@ -188,7 +226,9 @@ RULES: tuple[Rule, ...] = (
 
 
 def _full_answers(combo: matrix.Combination) -> Answers:
-    return matrix.complete({**matrix.REQUIRED_ANSWERS, **combo.answers})
+    answers = matrix.complete({**matrix.REQUIRED_ANSWERS, **combo.answers})
+    dockerfile = "Dockerfile" if answers["builder"] == "dockerfile" else "docker/Dockerfile"
+    return {**answers, "dockerfile": dockerfile}
 
 
 def test_every_structural_question_has_a_manifest_rule() -> None:

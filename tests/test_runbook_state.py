@@ -18,7 +18,9 @@ replays each `railway` line on the model, and checks:
 - `redeploy` never follows `down` (down removes the latest successful
   deployment, and redeploy then has nothing to redeploy);
 - at the end each environment has every service, database, volume and
-  variable the bot needs.
+  variable the bot needs, and with backup_path=railway the backup cron
+  service (PostgreSQL) and every variable the backup commands need, while
+  no service keeps the age identity or a restore key.
 """
 
 from __future__ import annotations
@@ -249,6 +251,12 @@ class Cli:
             assert env is not None and service is not None
             names = {word.partition("=")[0] for word in parsed.positionals}
             env.variables.setdefault(service, set()).update(names)
+        if spec.get("deletes") == "positional":
+            assert env is not None and service is not None
+            for name in parsed.positionals:
+                if name not in env.variables.get(service, set()):
+                    self.problems.append(f"{line}: {service} has no variable {name} to delete")
+                env.variables.get(service, set()).discard(name)
         if "deploys" in spec:
             assert env is not None and service is not None
             kind = spec["deploys"]
@@ -320,12 +328,63 @@ class Expected:
     def secrets(self) -> set[str]:
         return {"DISCORD_TOKEN"}
 
+    # ------------------------------------------- private backups (railway) --
+    @property
+    def private_backups(self) -> bool:
+        a = self.answers
+        return (
+            a["database"] != "none"
+            and bool(a.get("backups"))
+            and (a.get("backup_path") == "railway")
+        )
+
+    @property
+    def backup_service(self) -> str | None:
+        """The cron service that dumps PostgreSQL, or None."""
+        if self.private_backups and self.answers["database"] == "postgres":
+            return f"{self.slug}-backup"
+        return None
+
+    def backup_variables(self) -> set[str]:
+        """What the backup commands need set, on the service that runs them."""
+        if not self.private_backups:
+            return set()
+        found = self.backup_secrets() | {
+            "BACKUP_RETENTION_DAYS",
+            "BACKUP_KEEP_MIN",
+            "BACKUP_MAX_AGE_HOURS",
+        }
+        if self.answers["database"] == "sqlite":
+            found.add("BACKUP_INTERVAL_HOURS")
+        return found
+
+    def backup_secrets(self) -> set[str]:
+        if not self.private_backups:
+            return set()
+        found = {
+            "BACKUP_S3_ENDPOINT",
+            "BACKUP_S3_BUCKET",
+            "BACKUP_S3_ACCESS_KEY_ID",
+            "BACKUP_S3_SECRET_ACCESS_KEY",
+            "BACKUP_AGE_RECIPIENTS",
+        }
+        if self.answers["database"] == "postgres":
+            found.add("BACKUP_DATABASE_URL")
+        return found
+
     def declare(self, env_name: str, env: Environment) -> None:
         """`railway config apply`: everything .railway/railway.py declares, secrets excepted."""
         env.services.add(self.slug)
         env.databases |= self.databases()
         env.volumes |= self.volumes()
         env.variables.setdefault(self.slug, set()).update(self.variables() - self.secrets())
+        if self.backup_service:
+            env.services.add(self.backup_service)
+            env.variables.setdefault(self.backup_service, set()).update(
+                self.backup_variables() - self.backup_secrets()
+            )
+        elif self.private_backups:
+            env.variables[self.slug] |= self.backup_variables() - self.backup_secrets()
 
 
 def walk(markdown: str, answers: dict[str, Any]) -> Cli:
@@ -353,6 +412,16 @@ def final_problems(state: Cli) -> list[str]:
             problems.append(f"{name}: no volume on {sorted(missing)}")
         if missing := expected.variables() - env.variables.get(expected.slug, set()):
             problems.append(f"{name}: variables never set: {sorted(missing)}")
+        backups = expected.backup_service or expected.slug
+        if expected.backup_service and expected.backup_service not in env.services:
+            problems.append(f"{name}: no service {expected.backup_service}")
+        if missing := expected.backup_variables() - env.variables.get(backups, set()):
+            problems.append(f"{name}: {backups}: backup variables never set: {sorted(missing)}")
+        # The identity that decrypts every backup, and a one-off restore key,
+        # never stay on a Railway service.
+        for service, names in env.variables.items():
+            if left := names & {"BACKUP_AGE_IDENTITY", "BACKUP_RESTORE_KEY"}:
+                problems.append(f"{name}: {service} keeps {sorted(left)}")
     return problems
 
 
@@ -435,6 +504,36 @@ def test_the_walk_catches_redeploy_after_down() -> None:
         "up --ci --service bot --environment production",
     )
     assert final_problems(walk(fixed, ANSWERS)) == []
+
+
+def test_the_walk_wants_the_backup_service_and_no_identity_left_behind() -> None:
+    answers = {**ANSWERS, "staging": False, "backups": True, "backup_path": "railway"}
+    text = GOOD.split("railway environment staging\nrailway add --service bot")[0]
+    text = text.replace("railway environment new staging\n", "") + "```\n"
+    text += (
+        "\n```bash\nrailway variables set --service bot --environment production "
+        "\"DISCORD_TOKEN=$T\" 'LOG_LEVEL=INFO' 'DATABASE_URL=x'\n```\n"
+    )
+    problems = final_problems(walk(text, answers))
+    assert "production: no service bot-backup" in problems
+    secrets = (
+        "BACKUP_S3_ENDPOINT=e BACKUP_S3_BUCKET=b BACKUP_S3_ACCESS_KEY_ID=i "
+        "BACKUP_S3_SECRET_ACCESS_KEY=s BACKUP_AGE_RECIPIENTS=r BACKUP_DATABASE_URL=u"
+    )
+    text += (
+        "\n```bash\nrailway environment production\nrailway add --service bot-backup\n"
+        f"railway variables set --service bot-backup --environment production {secrets} "
+        "BACKUP_RETENTION_DAYS=30 BACKUP_KEEP_MIN=7 BACKUP_MAX_AGE_HOURS=26 "
+        "BACKUP_AGE_IDENTITY=x\n```\n"
+    )
+    assert final_problems(walk(text, answers)) == [
+        "production: bot-backup keeps ['BACKUP_AGE_IDENTITY']"
+    ]
+    text += (
+        "\n```bash\nrailway variables delete --service bot-backup --environment production "
+        "BACKUP_AGE_IDENTITY\n```\n"
+    )
+    assert final_problems(walk(text, answers)) == []
 
 
 def test_the_walk_follows_the_iac_environment() -> None:

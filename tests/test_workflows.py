@@ -11,7 +11,8 @@ job; this file checks what the workflows do, per option:
   Environments staging/production exist exactly when staging does, deploys
   use `railway up --ci --service <slug>`, concurrency never cancels a
   deploy, IaC is applied without --confirm-destructive;
-- backup.yml: schedule and manual runs, the right secret per database,
+- backup.yml (backup_path=actions, PostgreSQL): schedule and manual runs, one
+  run per Railway environment with its own secrets, the heartbeat,
   an artifact with a retention period;
 - security: `permissions: {}` at the top and read-only job permissions,
   `persist-credentials: false` on every checkout, no `${{ }}` inside a
@@ -93,7 +94,9 @@ def expected_manifest(answers: dict[str, Any]) -> set[str]:
         files.add(".github/workflows/template-update.yml")
     if answers["deploy_mode"] == "actions":
         files |= {".github/workflows/deploy.yml", ".github/workflows/manual-deploy.yml"}
-    if answers.get("backups"):
+    if answers.get("backups") and answers.get("backup_path") == "actions":
+        # The private path (railway) backs up from inside the project: no
+        # workflow, no scripts, no database URL in GitHub.
         files |= {".github/workflows/backup.yml", "scripts/backup.sh", "scripts/restore.sh"}
     if any(name in files for name in ALERTING):
         files.add("scripts/alert.sh")
@@ -357,27 +360,39 @@ def test_the_image_check_catches_a_database_image_change(rendered_matrix: Render
 def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
     answers = combo.answers
     found = workflows(rendered_matrix.tree(combo))
-    if not answers.get("backups"):
+    if not (answers.get("backups") and answers.get("backup_path") == "actions"):
         assert "backup.yml" not in found
         return
+    assert answers["database"] == "postgres"  # copier.yml refuses SQLite here
     backup = found["backup.yml"]
     check_token_scope(backup)
     assert set(backup["on"]) == {"schedule", "workflow_dispatch"}
     assert len(backup["on"]["schedule"]) == 1
     job = backup["jobs"]["backup"]
-    assert job["environment"]["name"] == "backups"
+    # One run per Railway environment, each with the secrets of its own
+    # GitHub Environment, and neither cancels the other.
+    expected = [{"railway": "production", "github": "backups"}]
+    if answers["staging"]:
+        expected.append({"railway": "staging", "github": "backups-staging"})
+    assert job["strategy"]["matrix"] == {"include": expected}
+    assert job["strategy"]["fail-fast"] is False
+    assert job["environment"]["name"] == "${{ matrix.github }}"
     scripts = "\n".join(run_scripts(backup))
     text = (rendered_matrix.tree(combo) / ".github/workflows/backup.yml").read_text()
-    if answers["database"] == "postgres":
-        assert "secrets.DATABASE_PUBLIC_URL" in text and "secrets.RAILWAY_TOKEN" not in text
-        assert "sh scripts/backup.sh --output-dir backups" in scripts
-    else:
-        assert "secrets.RAILWAY_TOKEN" in text and "DATABASE_PUBLIC_URL" not in text
-        slug = matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})["project_slug"]
-        assert f"sh scripts/backup.sh --railway-service {slug} --output-dir backups" in scripts
+    assert "secrets.DATABASE_PUBLIC_URL" in text and "secrets.RAILWAY_TOKEN" not in text
+    assert "railway ssh" not in text and "--railway-service" not in text
+    assert "sh scripts/backup.sh --output-dir backups" in scripts
+    # The heartbeat is the last step and runs only when its secret is set:
+    # a schedule GitHub disabled after 60 quiet days stops the pings.
+    assert job["env"]["BACKUP_HEARTBEAT_URL"] == "${{ secrets.BACKUP_HEARTBEAT_URL }}"
+    ping = job["steps"][-1]
+    assert ping["if"] == "env.BACKUP_HEARTBEAT_URL != ''"
+    assert ping["run"].startswith("curl --fail ") and '"$BACKUP_HEARTBEAT_URL"' in ping["run"]
     upload = next(
         s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")
     )
+    # Two environments' artifacts never share a name.
+    assert "${{ matrix.railway }}" in upload["with"]["name"]
     assert upload["with"]["retention-days"] and upload["with"]["if-no-files-found"] == "error"
 
 
