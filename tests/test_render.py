@@ -44,6 +44,11 @@ def has_db(a: Answers) -> bool:
     return a["database"] != "none"
 
 
+def private_backups(a: Answers) -> bool:
+    """The bot backs itself up to a bucket (backup_path=railway)."""
+    return python(a) and has_db(a) and a["backups"] and a.get("backup_path") == "railway"
+
+
 #: The rule for each option: which files it adds or removes, and the content
 #: it must change. docs/options.md says the same in prose.
 RULES: tuple[Rule, ...] = (
@@ -175,6 +180,27 @@ RULES: tuple[Rule, ...] = (
     Rule("backups", ".github/workflows/backup.yml", lambda a: a["backups"]),
     Rule("backups", "scripts/backup.sh", lambda a: a["backups"]),
     Rule("backups", "scripts/restore.sh", lambda a: a["backups"]),
+    # backup_path: railway puts the backups in the bot itself.
+    Rule("backup_path", "src/{package_name}/backup.py", private_backups),
+    Rule("backup_path", "src/{package_name}/backup_storage.py", private_backups),
+    Rule("backup_path", "src/{package_name}/backup_crypto.py", private_backups),
+    Rule("backup_path", "tests/test_backup.py", private_backups),
+    Rule("backup_path", "tests/test_backup_storage.py", private_backups),
+    Rule("backup_path", "tests/s3_fixtures.py", private_backups),
+    Rule(
+        "backup_path",
+        "pyproject.toml",
+        python,
+        pattern=RUNTIME_DEPENDENCY.format(name="pyrage"),
+        contains_when=private_backups,
+    ),
+    Rule(
+        "backup_path",
+        ".env.example",
+        lambda a: True,
+        pattern=r"(?m)^# BACKUP_AGE_RECIPIENTS=",
+        contains_when=private_backups,
+    ),
     # always
     Rule("project", "README.md", lambda a: True),
     Rule("project", "docs/development.md", lambda a: True),
