@@ -46,7 +46,15 @@ def lock_key(answers: dict[str, Any]) -> str:
     """The kept lock a project with these answers uses (mirrors uv.lock.jinja)."""
     redis = "redis" if answers["redis"] else "no-redis"
     iac = "iac" if answers["railway_config"] == "iac" else "no-iac"
-    return f"{answers['database']}-{redis}-{iac}"
+    # The bot's own backups (backup_path=railway) add their dependencies.
+    backups = (
+        "-backups"
+        if answers["database"] != "none"
+        and answers.get("backups")
+        and answers.get("backup_path") == "railway"
+        else ""
+    )
+    return f"{answers['database']}-{redis}-{iac}{backups}"
 
 
 def python_combinations() -> list[dict[str, Any]]:

@@ -88,19 +88,32 @@ def env_example_names(path: Path) -> tuple[set[str], set[str]]:
     return assigned, commented
 
 
-def _pairs(rendered_matrix) -> dict[tuple[str, bool], list[Path]]:
-    groups: dict[tuple[str, bool], list[Path]] = defaultdict(list)
+def _private_backups(answers: dict) -> bool:
+    """Whether the bot itself backs up (the backup settings join config.py)."""
+    return (
+        answers["database"] != "none"
+        and bool(answers.get("backups"))
+        and answers.get("backup_path") == "railway"
+    )
+
+
+def _key(answers: dict) -> tuple[str, bool, bool]:
+    return (answers["database"], answers["redis"], _private_backups(answers))
+
+
+def _pairs(rendered_matrix) -> dict[tuple[str, bool, bool], list[Path]]:
+    groups: dict[tuple[str, bool, bool], list[Path]] = defaultdict(list)
     for combo in matrix.combinations():
-        a = combo.answers
-        groups[(a["database"], a["redis"])].append(rendered_matrix.tree(combo))
+        groups[_key(combo.answers)].append(rendered_matrix.tree(combo))
     return groups
 
 
-PAIRS = sorted({(c.answers["database"], c.answers["redis"]) for c in matrix.combinations()})
+PAIRS = sorted({_key(c.answers) for c in matrix.combinations()})
+IDS = [f"{d}-{'redis' if r else 'no-redis'}{'-backups' if b else ''}" for d, r, b in PAIRS]
 
 
 def test_every_combination_renders_its_pairs_file(rendered_matrix):
-    """Nothing but (database, redis) changes .env.example or config.py."""
+    """Nothing but database, redis and private backups changes .env.example or config.py."""
     for pair, trees in _pairs(rendered_matrix).items():
         envs = {(t / ".env.example").read_text(encoding="utf-8") for t in trees}
         configs = {config_py(t).read_text(encoding="utf-8") for t in trees}
@@ -108,11 +121,9 @@ def test_every_combination_renders_its_pairs_file(rendered_matrix):
         assert len(configs) == 1, f"{pair}: {len(configs)} different config.py files"
 
 
-@pytest.mark.parametrize(
-    ("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS]
-)
-def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis):
-    tree = _pairs(rendered_matrix)[(database, redis)][0]
+@pytest.mark.parametrize(("database", "redis", "backups"), PAIRS, ids=IDS)
+def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis, backups):
+    tree = _pairs(rendered_matrix)[(database, redis, backups)][0]
     expected = settings_env_names(config_py(tree))
     assigned, commented = env_example_names(tree / ".env.example")
     assert not assigned & commented, f"listed twice: {sorted(assigned & commented)}"
@@ -125,13 +136,12 @@ def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis
     assert {"DISCORD_TOKEN", "PORT", "LOG_LEVEL"} <= expected
     assert ("DATABASE_URL" in expected) == (database != "none")
     assert ("REDIS_URL" in expected) == redis
+    assert ("BACKUP_S3_BUCKET" in expected) == backups
 
 
-@pytest.mark.parametrize(
-    ("database", "redis"), PAIRS, ids=[f"{d}-{'redis' if r else 'no-redis'}" for d, r in PAIRS]
-)
-def test_env_example_holds_no_secret_and_lints(rendered_matrix, database, redis):
-    tree = _pairs(rendered_matrix)[(database, redis)][0]
+@pytest.mark.parametrize(("database", "redis", "backups"), PAIRS, ids=IDS)
+def test_env_example_holds_no_secret_and_lints(rendered_matrix, database, redis, backups):
+    tree = _pairs(rendered_matrix)[(database, redis, backups)][0]
     path = tree / ".env.example"
     text = path.read_text(encoding="utf-8")
     values = dict(

@@ -48,8 +48,9 @@ def _actions_backups(a: Answers) -> bool:
     return bool(a["backups"]) and a["backup_path"] == "actions"
 
 
-def _private_backups(a: Answers) -> bool:
-    return bool(a["backups"]) and a["database"] != "none" and a["backup_path"] == "railway"
+def private_backups(a: Answers) -> bool:
+    """The bot backs itself up to a bucket (backup_path=railway)."""
+    return python(a) and has_db(a) and a["backups"] and a.get("backup_path") == "railway"
 
 
 #: The rule for each option: which files it adds or removes, and the content
@@ -190,28 +191,49 @@ RULES: tuple[Rule, ...] = (
         "DEPLOYMENT.md",
         lambda a: True,
         pattern=r"### Offsite backups: the variables",
-        contains_when=lambda a: _private_backups(a),
+        contains_when=lambda a: private_backups(a),
     ),
     Rule(
         "backup_path",
         "DEPLOYMENT.md",
         lambda a: True,
         pattern=r"`{project_slug}-backup`",
-        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+        contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
     ),
     Rule(
         "backup_path",
         ".railway/railway.py",
         lambda a: a["railway_config"] == "iac",
         pattern=r'(?m)^BACKUP_SERVICE = "{project_slug}-backup"$',
-        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+        contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
     ),
     Rule(
         "backup_path",
         "{dockerfile}",
         lambda a: True,
         pattern=r"apt-get install -y --no-install-recommends postgresql-client-18",
-        contains_when=lambda a: _private_backups(a) and a["database"] == "postgres",
+        contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
+    ),
+    # backup_path: railway puts the backups in the bot itself.
+    Rule("backup_path", "src/{package_name}/backup.py", private_backups),
+    Rule("backup_path", "src/{package_name}/backup_storage.py", private_backups),
+    Rule("backup_path", "src/{package_name}/backup_crypto.py", private_backups),
+    Rule("backup_path", "tests/test_backup.py", private_backups),
+    Rule("backup_path", "tests/test_backup_storage.py", private_backups),
+    Rule("backup_path", "tests/s3_fixtures.py", private_backups),
+    Rule(
+        "backup_path",
+        "pyproject.toml",
+        python,
+        pattern=RUNTIME_DEPENDENCY.format(name="pyrage"),
+        contains_when=private_backups,
+    ),
+    Rule(
+        "backup_path",
+        ".env.example",
+        lambda a: True,
+        pattern=r"(?m)^# BACKUP_AGE_RECIPIENTS=",
+        contains_when=private_backups,
     ),
     # always
     Rule("project", "README.md", lambda a: True),
