@@ -73,10 +73,12 @@ TERMS: tuple[Term, ...] = (
         "backups=true, backup_path=railway",
     ),
     Term(
-        r"\bBACKUP_(?:S3_\w+|AGE_\w+|DATABASE_URL|HEARTBEAT_URL|RETENTION_DAYS|KEEP_MIN)\b",
+        r"\bBACKUP_(?:S3_\w+|AGE_\w+|DATABASE_URL|RETENTION_DAYS|KEEP_MIN)\b",
         _railway_backups,
         "backups=true, backup_path=railway",
     ),
+    # Both backup paths ping a dead-man's switch after each success.
+    Term(r"\bBACKUP_HEARTBEAT_URL\b", lambda a: bool(a.get("backups")), "backups=true"),
     Term(
         r"\bTEMPLATE_UPDATE_TOKEN\b", lambda a: bool(a["template_updates"]), "template_updates=true"
     ),

@@ -17,6 +17,7 @@ dependencies they render. Both groups are marked slow: run them with
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,10 @@ def _environment(answers: dict[str, Any]) -> dict[str, str]:
     }
     if answers["database"] == "postgres":
         env["TEST_DATABASE_URL"] = TEST_DATABASE_URL
+    # The backup tests decrypt with the reference age tool: required where it
+    # is installed or where services are required (CI installs it).
+    if shutil.which("age") or os.environ.get("REQUIRE_SERVICES") == "1":
+        env["REQUIRE_AGE"] = "1"
     return env
 
 
