@@ -542,7 +542,9 @@ def replay_build_stage(
 ) -> tuple[Path, dict[str, str]]:
     """Run the build stage's WORKDIR/COPY/RUN in `root`; return the venv and the runtime ENV."""
     parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
-    _, build, runtime = stages(parser)
+    # By name: the PostgreSQL client stage (pgdg) sits between them when backups run in Railway.
+    named = {stage["name"]: stage for stage in stages(parser)}
+    build, runtime = named["build"], named["runtime"]
     context = build_context(tree)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
     cwd = root
