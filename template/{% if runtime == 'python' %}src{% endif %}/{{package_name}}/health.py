@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import web
+from .http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -93,28 +93,21 @@ class HealthServer:
         self._checks = dict(checks)
         self._version = version
         self._started = time.monotonic()
-        self._runner: web.AppRunner | None = None
+        # No access log: Railway polls often, and the log is for the bot.
+        self._http = HttpServer({"/health": self.report, "/ready": self.readiness})
         self.port: int | None = None
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/health", self._health)
-        app.router.add_get("/ready", self._ready)
-        return app
+    def use_checks(self, checks: Mapping[str, Check]) -> None:
+        """Check the dependencies this way from now on (the active bot's own clients)."""
+        self._checks = dict(checks)
 
     async def start(self, host: str, port: int) -> None:
-        # No access log: Railway polls often, and the log is for the bot.
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._http.start(host, port)
+        self.port = self._http.port
         log.info("Health server listening on port %d", self.port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._http.stop()
 
     def gateway_state(self) -> str:
         gateway = self.gateway
@@ -162,10 +155,7 @@ class HealthServer:
         # by design, and no outage.
         return (200 if healthy else 503), body
 
-    async def _health(self, request: web.Request) -> web.Response:
-        status, body = await self.report()
-        return web.json_response(body, status=status)
-
-    async def _ready(self, request: web.Request) -> web.Response:
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """The /ready status code and body."""
         connected = self.gateway_state() == "connected"
-        return web.json_response({"ready": connected}, status=200 if connected else 503)
+        return (200 if connected else 503), {"ready": connected}
