@@ -8,6 +8,7 @@ filters Copier uses. A new choice in copier.yml joins the matrix on its own.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
@@ -217,6 +218,12 @@ def rejected_combinations() -> tuple[tuple[dict[str, Any], tuple[str, ...]], ...
     return tuple((answers, tuple(msgs)) for answers, msgs in _enumerate()[1])
 
 
+#: Where scratch_dir() creates its directories when set: the test run's
+#: shared directory (tests/conftest.py), which the run removes at its end even
+#: where a worker process exits without running its exit handlers.
+scratch_root: Path | None = None
+
+
 def scratch_dir(prefix: str) -> Path:
     """A new directory in memory when the machine has a tmpfs, else in /tmp.
 
@@ -224,7 +231,7 @@ def scratch_dir(prefix: str) -> Path:
     half as much as on disk.
     """
     shm = Path("/dev/shm")
-    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    where = scratch_root or (shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
 
 
@@ -237,6 +244,9 @@ def template_copy() -> Path:
     """
     dst = scratch_dir("crb-template-") / "template"
     shutil.copytree(ROOT, dst, ignore=NOT_THE_TEMPLATE)
+    # Gone with the process that made it (forked render workers leave through
+    # os._exit and run no exit handlers, so they never remove their parent's).
+    atexit.register(shutil.rmtree, dst.parent, ignore_errors=True)
     return dst
 
 
