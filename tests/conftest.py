@@ -96,13 +96,12 @@ def once_per_run(config: pytest.Config, name: str, compute: Callable[[], T]) -> 
     shared = shared_dir(config)
     result = shared / f"{name}.json"
     with exclusive(shared / f"{name}.lock"):
-        if result.exists():
-            return json.loads(result.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-        value = compute()
-        partial = result.with_suffix(".partial")
-        partial.write_text(json.dumps(value), encoding="utf-8")
-        partial.replace(result)
-        return value
+        if not result.exists():
+            partial = result.with_suffix(".partial")
+            partial.write_text(json.dumps(compute()), encoding="utf-8")
+            partial.replace(result)
+        # Read back by every worker alike, the one that computed it included.
+        return json.loads(result.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 @dataclass
