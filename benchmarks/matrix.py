@@ -1,10 +1,18 @@
 """Render and lint the whole matrix, and print how long it takes.
 
-    uv run python benchmarks/matrix.py [--keep DIR]
+    uv run python benchmarks/matrix.py [--keep DIR] [--suite] [--bots]
 
 Prints the number of combinations, the distinct files linted, wall seconds
 and seconds per combination. Target on a 2-core machine: at most 0.10 s per
 combination over the full product of the structural questions.
+
+--suite also runs the template's whole test suite the way README.md says
+(``uv run pytest`` from the repository root) and prints its wall seconds
+against the 300 s target. --bots renders one project per database x redis
+pair (the pairs of tests/test_generated_python.py), installs it with ``uv
+sync --locked`` and times the project's own ``uv run pytest`` against the
+real services, against the 25 s target. Either prints "targets met" or
+"TARGETS MISSED" last.
 """
 
 from __future__ import annotations
@@ -12,21 +20,31 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from test_generated_python import _environment, _render, _toolchain_combinations, refresh_locks
+
 import linters
 import matrix
 
 TARGET_SECONDS_PER_COMBINATION = 0.10
+#: The template's whole suite (README.md's command), wall seconds on 2 cores.
+TARGET_SUITE_SECONDS = 300.0
+#: A generated bot's own pytest, wall seconds on 2 cores.
+TARGET_BOT_SECONDS = 25.0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="render into DIR and keep it")
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    parser.add_argument("--bots", action="store_true", help="also time each generated bot's tests")
     args = parser.parse_args()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
@@ -64,7 +82,64 @@ def main() -> int:
     verdict = "within" if per <= TARGET_SECONDS_PER_COMBINATION else "OVER"
     target = TARGET_SECONDS_PER_COMBINATION
     print(f"seconds per combination      {per:.3f} ({verdict} the {target:.2f} s target)")
+
+    met = True
+    if args.bots:
+        met &= time_bots()
+    if args.suite:
+        met &= time_suite()
+    if args.bots or args.suite:
+        print("targets met" if met else "TARGETS MISSED")
     return 0
+
+
+def time_suite() -> bool:
+    """Run README.md's `uv run pytest` from the repository root; print its wall time."""
+    # The uv of this environment, as .tools/bin/uv is for README's command.
+    uv = refresh_locks.uv_binary()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTEST_"))}
+    started = time.perf_counter()
+    status = subprocess.run([uv, "run", "pytest"], cwd=matrix.ROOT, env=env, check=False)
+    wall = time.perf_counter() - started
+    ok = status.returncode == 0 and wall <= TARGET_SUITE_SECONDS
+    verdict = "within" if wall <= TARGET_SUITE_SECONDS else "OVER"
+    outcome = "passed" if status.returncode == 0 else f"FAILED (exit {status.returncode})"
+    print(f"suite                        {outcome}")
+    target = f"{TARGET_SUITE_SECONDS:.0f} s target"
+    print(f"suite wall seconds           {wall:.1f} ({verdict} the {target})")
+    return ok
+
+
+def time_bots() -> bool:
+    """Time each database x redis bot's own `uv run pytest`, after `uv sync --locked`."""
+    uv = refresh_locks.uv_binary()
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="crb-bots-") as scratch:
+        for param in _toolchain_combinations():
+            (wanted,) = param.values
+            project, answers = _render(wanted, Path(scratch) / param.id)
+            env = _environment(answers)
+            subprocess.run([uv, "sync", "--locked", "--quiet"], cwd=project, env=env, check=True)
+            started = time.perf_counter()
+            status = subprocess.run(
+                [uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            wall = time.perf_counter() - started
+            if status.returncode != 0:
+                print(status.stdout[-4000:] + status.stderr[-2000:], file=sys.stderr)
+            within = status.returncode == 0 and wall <= TARGET_BOT_SECONDS
+            ok &= within
+            verdict = "within" if wall <= TARGET_BOT_SECONDS else "OVER"
+            outcome = "" if status.returncode == 0 else f", FAILED (exit {status.returncode})"
+            label = f"bot {param.id} seconds"
+            target = f"{TARGET_BOT_SECONDS:.0f} s target{outcome}"
+            print(f"{label:<28} {wall:.1f} ({verdict} the {target})")
+    return ok
 
 
 if __name__ == "__main__":

@@ -1,13 +1,32 @@
-"""Shared fixtures: the whole matrix rendered once per test session."""
+"""Shared fixtures: the whole matrix rendered and linted once per test run.
+
+The suite runs on pytest-xdist workers (pyproject.toml's ``addopts``), and a
+session fixture runs once per worker. Rendering and linting the matrix is the
+costliest setup of the suite and its result is the same for every worker, so
+it happens once per run, in a directory all workers share:
+
+- the controlling process creates that directory before any worker starts,
+  hands its path to each worker, and removes it only after every worker has
+  exited, so no worker ever loses a tree it is reading;
+- the first worker that needs the matrix renders (or lints) it while holding
+  a file lock; the others wait on the lock, then read what it recorded.
+
+Without xdist (``-p no:xdist`` or ``-n 0``) the one process plays both parts.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import itertools
+import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,6 +38,70 @@ import matrix
 # The linters live next to the interpreter running the tests; rendered
 # projects' hooks and actionlint's shellcheck integration look them up on PATH.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+#: Key of the run's shared directory in each worker's ``workerinput``.
+SHARED = "crb_shared_dir"
+
+#: Where the controller keeps the run's shared directory.
+_shared_key = pytest.StashKey[Path]()
+
+T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        # The controller (or the only process): it outlives every worker.
+        config.stash[_shared_key] = matrix.scratch_dir("crb-run-")
+    # Every scratch directory of the run (the template copy of each worker,
+    # for one) goes inside it, so the run leaves nothing behind.
+    matrix.scratch_root = shared_dir(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: tell each worker where the run's shared directory is."""
+    node.workerinput[SHARED] = str(node.config.stash[_shared_key])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Only the controller removes it, once all workers are gone.
+    if not hasattr(config, "workerinput") and _shared_key in config.stash:
+        shutil.rmtree(config.stash[_shared_key], ignore_errors=True)
+
+
+def shared_dir(config: pytest.Config) -> Path:
+    """The directory every worker of this run sees, created by the controller."""
+    workerinput = getattr(config, "workerinput", None)
+    return Path(workerinput[SHARED]) if workerinput else config.stash[_shared_key]
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if needed), across processes."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def once_per_run(config: pytest.Config, name: str, compute: Callable[[], T]) -> T:
+    """``compute()``'s JSON-able result, computed by the first worker that asks.
+
+    The others block on the lock until it is recorded, then read it. A failed
+    computation records nothing: the next worker tries again and fails the same
+    way, so each worker reports the error in its own tests.
+    """
+    shared = shared_dir(config)
+    result = shared / f"{name}.json"
+    with exclusive(shared / f"{name}.lock"):
+        if not result.exists():
+            partial = result.with_suffix(".partial")
+            partial.write_text(json.dumps(compute()), encoding="utf-8")
+            partial.replace(result)
+        # Read back by every worker alike, the one that computed it included.
+        return json.loads(result.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -35,25 +118,85 @@ class RenderedMatrix:
 
 
 @pytest.fixture(scope="session")
-def rendered_matrix() -> Iterator[RenderedMatrix]:
-    root = matrix.scratch_dir("crb-matrix-")
-    jobs = {combo.id: combo.answers for combo in matrix.combinations()}
-    results = matrix.render_all(jobs, root)
-    yield RenderedMatrix(
-        trees={k: v for k, v in results.items() if isinstance(v, Path)},
-        errors={k: v for k, v in results.items() if isinstance(v, str)},
+def rendered_matrix(pytestconfig: pytest.Config) -> RenderedMatrix:
+    root = shared_dir(pytestconfig) / "matrix"
+
+    def render() -> dict[str, str | None]:
+        # A retry after a failed render starts from an empty directory.
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        jobs = {combo.id: combo.answers for combo in matrix.combinations()}
+        results = matrix.render_all(jobs, root)
+        return {k: None if isinstance(v, Path) else v for k, v in results.items()}
+
+    results = once_per_run(pytestconfig, "matrix", render)
+    return RenderedMatrix(
+        trees={k: root / k for k, error in results.items() if error is None},
+        errors={k: error for k, error in results.items() if error is not None},
     )
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def matrix_files(rendered_matrix: RenderedMatrix) -> list[linters.DistinctFile]:
-    return linters.distinct_files(rendered_matrix.trees)
+def matrix_files(
+    pytestconfig: pytest.Config, rendered_matrix: RenderedMatrix
+) -> list[linters.DistinctFile]:
+    def distinct() -> list[list[Any]]:
+        return [
+            [f.relpath, str(f.path), list(f.combos)]
+            for f in linters.distinct_files(rendered_matrix.trees)
+        ]
+
+    return [
+        linters.DistinctFile(relpath, Path(path), tuple(combos))
+        for relpath, path, combos in once_per_run(pytestconfig, "matrix-files", distinct)
+    ]
 
 
 @pytest.fixture(scope="session")
-def matrix_lint(matrix_files: list[linters.DistinctFile]) -> dict[str, tuple[int, list[str]]]:
-    return linters.lint_all(matrix_files)
+def matrix_lint(
+    pytestconfig: pytest.Config, matrix_files: list[linters.DistinctFile]
+) -> dict[str, tuple[int, list[str]]]:
+    def lint() -> dict[str, tuple[int, list[str]]]:
+        return linters.lint_all(matrix_files)
+
+    recorded = once_per_run(pytestconfig, "matrix-lint", lint)
+    return {name: (count, findings) for name, (count, findings) in recorded.items()}
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(pytestconfig: pytest.Config) -> Path:
+    """One mypy cache for every generated project of the run, on every worker.
+
+    A cold mypy spends about ten seconds of CPU analysing discord.py, SQLAlchemy
+    and the rest for each project; with the cache it checks them in under a
+    second. mypy's incremental mode gives the same verdict warm or cold: a
+    module whose source, options or dependencies changed is analysed again.
+    """
+    return shared_dir(pytestconfig) / "mypy-cache"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the long tests first, each paired with a shorter one.
+
+    xdist hands tests out in collection order, two at a time per worker. A
+    generated bot's own suite mostly waits (on its subprocesses, sockets and
+    timers), so the tests that run one go first, while the other workers and
+    the idle CPU take the thousands of short tests; one started last would
+    make the whole run wait for it. Each long test is followed by a lighter
+    slow test, so that no worker holds two long tests in its queue while
+    another one is free. The tests that run the most toolchains start first;
+    otherwise order within each kind is collection order.
+    """
+    heavy = sorted(
+        (i for i in items if i.get_closest_marker("bot_suite")),
+        key=lambda i: -i.get_closest_marker("bot_suite").kwargs.get("runs", 1),
+    )
+    light = [i for i in items if i.get_closest_marker("slow") and i not in heavy]
+    rest = [i for i in items if not i.get_closest_marker("slow") and i not in heavy]
+    interleaved = [
+        item for pair in itertools.zip_longest(heavy, light) for item in pair if item is not None
+    ]
+    items[:] = interleaved + rest
 
 
 def combination_params() -> list[pytest.param]:

@@ -8,6 +8,7 @@ filters Copier uses. A new choice in copier.yml joins the matrix on its own.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,11 +64,19 @@ def _jinja() -> SandboxedEnvironment:
     return SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
 
 
+@cache
+def _compiled(text: str) -> Template:
+    # copier.yml holds a few dozen distinct expressions, evaluated some 100,000
+    # times while the matrix is enumerated: compiling each one once turns
+    # collection from most of a minute of CPU into a second or two.
+    return _jinja().from_string(text)
+
+
 def render_expr(text: Any, context: dict[str, Any]) -> Any:
     """Render a copier.yml value the way Copier does when it is a string."""
     if not isinstance(text, str):
         return text
-    return _jinja().from_string(text).render(**context)
+    return _compiled(text).render(**context)
 
 
 def _cast(question: dict[str, Any], value: Any) -> Any:
@@ -167,6 +177,7 @@ class Combination:
         return "-".join(parts)
 
 
+@cache
 def _enumerate() -> tuple[list[Combination], list[tuple[dict[str, Any], list[str]]]]:
     valid: list[Combination] = []
     rejected: list[tuple[dict[str, Any], list[str]]] = []
@@ -207,6 +218,12 @@ def rejected_combinations() -> tuple[tuple[dict[str, Any], tuple[str, ...]], ...
     return tuple((answers, tuple(msgs)) for answers, msgs in _enumerate()[1])
 
 
+#: Where scratch_dir() creates its directories when set: the test run's
+#: shared directory (tests/conftest.py), which the run removes at its end even
+#: where a worker process exits without running its exit handlers.
+scratch_root: Path | None = None
+
+
 def scratch_dir(prefix: str) -> Path:
     """A new directory in memory when the machine has a tmpfs, else in /tmp.
 
@@ -214,7 +231,7 @@ def scratch_dir(prefix: str) -> Path:
     half as much as on disk.
     """
     shm = Path("/dev/shm")
-    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    where = scratch_root or (shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
 
 
@@ -227,6 +244,9 @@ def template_copy() -> Path:
     """
     dst = scratch_dir("crb-template-") / "template"
     shutil.copytree(ROOT, dst, ignore=NOT_THE_TEMPLATE)
+    # Gone with the process that made it (forked render workers leave through
+    # os._exit and run no exit handlers, so they never remove their parent's).
+    atexit.register(shutil.rmtree, dst.parent, ignore_errors=True)
     return dst
 
 

@@ -20,6 +20,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_locks
 
 import matrix
+from conftest import exclusive
 
 #: The services the generated tests use (a database of its own per test on
 #: the PostgreSQL server, Redis database 15 so a developer's data is safe).
@@ -134,9 +137,24 @@ def _run(command: list[str], project: Path, env: dict[str, str]) -> None:
         )
 
 
+@contextmanager
+def shared_mypy_cache(cache: Path) -> Iterator[dict[str, str]]:
+    """The variables that point mypy at the run's shared cache, for one run.
+
+    The cache is one SQLite database that mypy writes without waiting for other
+    writers, so two concurrent runs could fail on a locked database: they take
+    turns instead (a warm run takes a second or two).
+    """
+    with exclusive(cache.with_name(f"{cache.name}.lock")):
+        yield {"MYPY_CACHE_DIR": str(cache)}
+
+
 @pytest.mark.slow
+@pytest.mark.bot_suite
 @pytest.mark.parametrize("wanted", _toolchain_combinations())
-def test_generated_project_passes_its_own_toolchain(wanted: dict[str, Any], tmp_path: Path) -> None:
+def test_generated_project_passes_its_own_toolchain(
+    wanted: dict[str, Any], tmp_path: Path, mypy_cache: Path
+) -> None:
     project, answers = _render(wanted, tmp_path / "project")
     env = _environment(answers)
     uv = refresh_locks.uv_binary()
@@ -144,7 +162,8 @@ def test_generated_project_passes_its_own_toolchain(wanted: dict[str, Any], tmp_
     _run([uv, "run", "--locked", "ruff", "check", "."], project, env)
     _run([uv, "run", "--locked", "ruff", "format", "--check", "."], project, env)
     # The files and strictness come from the generated pyproject: src and tests.
-    _run([uv, "run", "--locked", "mypy"], project, env)
+    with shared_mypy_cache(mypy_cache) as mypy_env:
+        _run([uv, "run", "--locked", "mypy"], project, env | mypy_env)
     _run([uv, "run", "--locked", "pytest", "-p", "no:cacheprovider"], project, env)
 
 

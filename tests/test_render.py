@@ -12,6 +12,7 @@ import yaml
 
 import matrix
 from conftest import RenderedMatrix, combination_params
+from linters import SafeLoader
 
 Answers = dict[str, Any]
 
@@ -310,7 +311,8 @@ def test_combination(combo: matrix.Combination, rendered_matrix: RenderedMatrix)
         if not any(directory.iterdir()):
             problems.append(f"{directory.relative_to(tree)}: empty directory")
 
-    recorded = yaml.safe_load((tree / ".copier-answers.yml").read_text(encoding="utf-8"))
+    answers_file = (tree / ".copier-answers.yml").read_text(encoding="utf-8")
+    recorded = yaml.load(answers_file, Loader=SafeLoader)
     for name, value in combo.answers.items():
         if recorded.get(name) != value:
             problems.append(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_generated_python import _environment, refresh_locks
+from test_generated_python import _environment, refresh_locks, shared_mypy_cache
 from test_railway_config import CLI_EVAL
 
 import matrix
@@ -138,14 +138,15 @@ def conflicted(bot: Path) -> list[str]:
     return found
 
 
-def toolchain(bot: Path, *, tests: bool = True) -> None:
+def toolchain(bot: Path, mypy_cache: Path, *, tests: bool = True) -> None:
     env = bot_env(bot)
     uv = refresh_locks.uv_binary()
     run(uv, "lock", "--check", cwd=bot, env=env)
     run(uv, "sync", "--locked", cwd=bot, env=env)
     run(uv, "run", "--locked", "ruff", "check", ".", cwd=bot, env=env)
     run(uv, "run", "--locked", "ruff", "format", "--check", ".", cwd=bot, env=env)
-    run(uv, "run", "--locked", "mypy", cwd=bot, env=env)
+    with shared_mypy_cache(mypy_cache) as mypy_env:
+        run(uv, "run", "--locked", "mypy", cwd=bot, env=env | mypy_env)
     if tests:
         run(uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", cwd=bot, env=env)
 
@@ -252,8 +253,9 @@ def assert_owner_edits_kept(bot: Path) -> None:
 
 # ------------------------------------------------------------------ scenarios --
 @pytest.mark.slow
+@pytest.mark.bot_suite(runs=2)  # the update's own checks, then the toolchain
 def test_update_from_the_first_release_keeps_every_owner_edit(
-    template_repo: Path, tmp_path: Path
+    template_repo: Path, tmp_path: Path, mypy_cache: Path
 ) -> None:
     bot = generate(template_repo, tmp_path / "pingu-bot")
     edit_like_an_owner(bot)
@@ -263,12 +265,13 @@ def test_update_from_the_first_release_keeps_every_owner_edit(
     assert not conflicted(bot), output
     assert "No conflicts." in output
     assert_owner_edits_kept(bot)
-    toolchain(bot)
+    toolchain(bot, mypy_cache)
 
 
 @pytest.mark.slow
+@pytest.mark.bot_suite(runs=5)  # a toolchain per answer change, and more
 def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
-    template_repo: Path, tmp_path: Path
+    template_repo: Path, tmp_path: Path, mypy_cache: Path
 ) -> None:
     """none to postgres, Redis on, staging off, on a bot that added a dependency."""
     bot = generate(
@@ -284,13 +287,13 @@ def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
             cwd=bot, env=bot_env(bot),
         )  # fmt: skip
         assert not conflicted(bot), f"{change}:\n{output}"
-        toolchain(bot, tests=False)
+        toolchain(bot, mypy_cache, tests=False)
         commit_all(bot, f"Template answer {change}")
     answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
     assert (answers["database"], answers["redis"], answers["staging"]) == ("postgres", True, False)
     assert answers["railway_config"] == "iac"
     assert_owner_edits_kept(bot)
-    toolchain(bot)
+    toolchain(bot, mypy_cache)
 
 
 # --------------------------------------------- Config as Code to the IaC file --

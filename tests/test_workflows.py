@@ -36,6 +36,7 @@ import yaml
 
 import matrix
 from conftest import RenderedMatrix, combination_params
+from linters import SafeLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = ROOT / "includes" / "pins.jinja"
@@ -58,7 +59,7 @@ def pinned_images() -> frozenset[str]:
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
     assert isinstance(data, dict), path
     # PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on".
     if True in data:
