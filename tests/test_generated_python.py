@@ -151,6 +151,9 @@ def shared_mypy_cache(cache: Path) -> Iterator[dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.bot_suite
+# One bot suite at a time: each runs its own workers, and its fault drills
+# time real processes; several at once on two cores miss their bounds.
+@pytest.mark.xdist_group("bot-suites")
 @pytest.mark.parametrize("wanted", _toolchain_combinations())
 def test_generated_project_passes_its_own_toolchain(
     wanted: dict[str, Any], tmp_path: Path, mypy_cache: Path

@@ -254,6 +254,7 @@ def assert_owner_edits_kept(bot: Path) -> None:
 # ------------------------------------------------------------------ scenarios --
 @pytest.mark.slow
 @pytest.mark.bot_suite(runs=2)  # the update's own checks, then the toolchain
+@pytest.mark.xdist_group("bot-suites")  # one bot suite at a time
 def test_update_from_the_first_release_keeps_every_owner_edit(
     template_repo: Path, tmp_path: Path, mypy_cache: Path
 ) -> None:
@@ -270,6 +271,7 @@ def test_update_from_the_first_release_keeps_every_owner_edit(
 
 @pytest.mark.slow
 @pytest.mark.bot_suite(runs=5)  # a toolchain per answer change, and more
+@pytest.mark.xdist_group("bot-suites")  # one bot suite at a time
 def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
     template_repo: Path, tmp_path: Path, mypy_cache: Path
 ) -> None:
