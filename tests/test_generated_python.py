@@ -102,6 +102,10 @@ def _environment(answers: dict[str, Any]) -> dict[str, str]:
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_PYTHON": refresh_locks.interpreter(answers["python_version"]),
         "UV_NO_PROGRESS": "1",
+        # Installed with bytecode compiled, as the Docker image does: otherwise
+        # the first bots the project's tests start, several at once, compile
+        # discord.py and SQLAlchemy from source and miss the drills' bounds.
+        "UV_COMPILE_BYTECODE": "1",
         "REQUIRE_SERVICES": "1",
         "TEST_REDIS_URL": TEST_REDIS_URL,
     }
