@@ -101,21 +101,28 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
-    """Seconds from now until /health answers 200 (call right after Popen)."""
+def wait_for_200(
+    port: int, process: subprocess.Popen[bytes], path: str, *, timeout: float, poll: float
+) -> float:
+    """Seconds from now until ``path`` answers 200, asking every ``poll`` seconds."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if process.poll() is not None:
             raise RuntimeError(f"bot exited with {process.returncode}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return time.perf_counter() - started
         except OSError:
             pass
-        time.sleep(0.005)
-    raise RuntimeError("/health never answered 200")
+        time.sleep(poll)
+    raise RuntimeError(f"{path} never answered 200 in {timeout:.0f} s")
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> float:
+    """Seconds from now until /health answers 200 (call right after Popen)."""
+    return wait_for_200(port, process, "/health", timeout=30.0, poll=0.005)
 
 
 def requests_per_second(port: int) -> float:
@@ -159,20 +166,9 @@ def stop_bot(process: subprocess.Popen[bytes]) -> None:
         raise RuntimeError(f"bot exited with {status} after SIGTERM")
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bot exited with {process.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("/ready never answered 200: the bot did not log in")
+def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait until /ready answers 200: the bot has logged in to the fake Discord."""
+    wait_for_200(port, process, "/ready", timeout=60.0, poll=0.05)
 
 
 def measure_standby(
