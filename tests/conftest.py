@@ -175,17 +175,28 @@ def mypy_cache(pytestconfig: pytest.Config) -> Path:
     return shared_dir(pytestconfig) / "mypy-cache"
 
 
+@pytest.fixture(scope="session")
+def bot_suite_lock(pytestconfig: pytest.Config) -> Path:
+    """Held while a generated bot's own suite runs: one at a time in the whole run.
+
+    A bot's suite runs workers of its own, and its fault drills time real
+    processes: two at once on two cores push takeovers past their bounds.
+    """
+    return shared_dir(pytestconfig) / "bot-suite.lock"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the long tests first, each paired with a shorter one.
 
-    xdist hands tests out in collection order, two at a time per worker. A
-    generated bot's own suite mostly waits (on its subprocesses, sockets and
-    timers), so the tests that run one go first, while the other workers and
-    the idle CPU take the thousands of short tests; one started last would
-    make the whole run wait for it. Each long test is followed by a lighter
-    slow test, so that no worker holds two long tests in its queue while
-    another one is free. The tests that run the most toolchains start first;
-    otherwise order within each kind is collection order.
+    xdist hands tests out in collection order, two at a time per worker. The
+    tests that run a generated bot's own suite go first (their suites take
+    turns on ``bot_suite_lock``, their renders, installs and linters do not),
+    while the other workers and the idle CPU take the thousands of short
+    tests; one started last would make the whole run wait for it. Each long
+    test is followed by a lighter slow test, so that no worker holds two long
+    tests in its queue while another one is free. The tests that run the most
+    toolchains start first; otherwise order within each kind is collection
+    order.
     """
     heavy = sorted(
         (i for i in items if i.get_closest_marker("bot_suite")),

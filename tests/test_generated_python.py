@@ -155,12 +155,9 @@ def shared_mypy_cache(cache: Path) -> Iterator[dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.bot_suite
-# One bot suite at a time: each runs its own workers, and its fault drills
-# time real processes; several at once on two cores miss their bounds.
-@pytest.mark.xdist_group("bot-suites")
 @pytest.mark.parametrize("wanted", _toolchain_combinations())
 def test_generated_project_passes_its_own_toolchain(
-    wanted: dict[str, Any], tmp_path: Path, mypy_cache: Path
+    wanted: dict[str, Any], tmp_path: Path, mypy_cache: Path, bot_suite_lock: Path
 ) -> None:
     project, answers = _render(wanted, tmp_path / "project")
     env = _environment(answers)
@@ -171,7 +168,8 @@ def test_generated_project_passes_its_own_toolchain(
     # The files and strictness come from the generated pyproject: src and tests.
     with shared_mypy_cache(mypy_cache) as mypy_env:
         _run([uv, "run", "--locked", "mypy"], project, env | mypy_env)
-    _run([uv, "run", "--locked", "pytest", "-p", "no:cacheprovider"], project, env)
+    with exclusive(bot_suite_lock):
+        _run([uv, "run", "--locked", "pytest", "-p", "no:cacheprovider"], project, env)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from test_generated_python import _environment, refresh_locks, shared_mypy_cache
 from test_railway_config import CLI_EVAL
 
 import matrix
+from conftest import exclusive
 
 ROOT = matrix.ROOT
 #: The first published state of the template (CHANGELOG.md: 0.1.0, untagged).
@@ -138,7 +139,7 @@ def conflicted(bot: Path) -> list[str]:
     return found
 
 
-def toolchain(bot: Path, mypy_cache: Path, *, tests: bool = True) -> None:
+def toolchain(bot: Path, mypy_cache: Path, suite_lock: Path, *, tests: bool = True) -> None:
     env = bot_env(bot)
     uv = refresh_locks.uv_binary()
     run(uv, "lock", "--check", cwd=bot, env=env)
@@ -148,7 +149,8 @@ def toolchain(bot: Path, mypy_cache: Path, *, tests: bool = True) -> None:
     with shared_mypy_cache(mypy_cache) as mypy_env:
         run(uv, "run", "--locked", "mypy", cwd=bot, env=env | mypy_env)
     if tests:
-        run(uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", cwd=bot, env=env)
+        with exclusive(suite_lock):
+            run(uv, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", cwd=bot, env=env)
 
 
 # --------------------------------------------------------------- owner edits --
@@ -254,9 +256,8 @@ def assert_owner_edits_kept(bot: Path) -> None:
 # ------------------------------------------------------------------ scenarios --
 @pytest.mark.slow
 @pytest.mark.bot_suite(runs=2)  # the update's own checks, then the toolchain
-@pytest.mark.xdist_group("bot-suites")  # one bot suite at a time
 def test_update_from_the_first_release_keeps_every_owner_edit(
-    template_repo: Path, tmp_path: Path, mypy_cache: Path
+    template_repo: Path, tmp_path: Path, mypy_cache: Path, bot_suite_lock: Path
 ) -> None:
     bot = generate(template_repo, tmp_path / "pingu-bot")
     edit_like_an_owner(bot)
@@ -266,14 +267,13 @@ def test_update_from_the_first_release_keeps_every_owner_edit(
     assert not conflicted(bot), output
     assert "No conflicts." in output
     assert_owner_edits_kept(bot)
-    toolchain(bot, mypy_cache)
+    toolchain(bot, mypy_cache, bot_suite_lock)
 
 
 @pytest.mark.slow
 @pytest.mark.bot_suite(runs=5)  # a toolchain per answer change, and more
-@pytest.mark.xdist_group("bot-suites")  # one bot suite at a time
 def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
-    template_repo: Path, tmp_path: Path, mypy_cache: Path
+    template_repo: Path, tmp_path: Path, mypy_cache: Path, bot_suite_lock: Path
 ) -> None:
     """none to postgres, Redis on, staging off, on a bot that added a dependency."""
     bot = generate(
@@ -289,13 +289,13 @@ def test_answer_changes_on_update_keep_a_relocked_owners_bot_green(
             cwd=bot, env=bot_env(bot),
         )  # fmt: skip
         assert not conflicted(bot), f"{change}:\n{output}"
-        toolchain(bot, mypy_cache, tests=False)
+        toolchain(bot, mypy_cache, bot_suite_lock, tests=False)
         commit_all(bot, f"Template answer {change}")
     answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
     assert (answers["database"], answers["redis"], answers["staging"]) == ("postgres", True, False)
     assert answers["railway_config"] == "iac"
     assert_owner_edits_kept(bot)
-    toolchain(bot, mypy_cache)
+    toolchain(bot, mypy_cache, bot_suite_lock)
 
 
 # --------------------------------------------- Config as Code to the IaC file --
