@@ -124,8 +124,11 @@ class FakeDiscord:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-    def wait_until(self, predicate: Callable[[Recorded], bool], timeout: float = 15.0) -> bool:
-        """Poll the recorded state until ``predicate`` holds; False on timeout."""
+    def wait_until(self, predicate: Callable[[Recorded], bool], timeout: float = 30.0) -> bool:
+        """Poll the recorded state until ``predicate`` holds; False on timeout.
+
+        The timeout is patience, not a bound: drills assert their own.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self.recorded):
