@@ -746,10 +746,8 @@ def start_and_stop(answers, tree, venv, workdir, env) -> None:
                 time.sleep(0.2)
                 continue
             break
-        # The bot installs its SIGTERM handler just after the health server
-        # answers; Railway never stops a deployment that young, so give it a
-        # moment rather than test Python's default action.
-        time.sleep(3)
+        # The bot installs its SIGTERM handler before its health server
+        # listens: from the first answer on, SIGTERM means a clean shutdown.
         alive_before_sigterm = proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
