@@ -75,6 +75,9 @@ def main() -> int:
     print(f"distinct files linted        {len(files)}")
     print(f"linters run                  {sum(1 for n, _ in lint.values() if n)}")
     print(f"lint findings                {findings}")
+    for name, (_, found) in lint.items():
+        for finding in found:
+            print(f"  {name}: {finding}")
     print(f"render seconds               {rendered - started:.2f}")
     print(f"lint seconds                 {finished - rendered:.2f}")
     print(f"wall seconds                 {wall:.2f}")
