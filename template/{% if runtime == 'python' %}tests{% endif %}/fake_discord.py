@@ -123,6 +123,7 @@ class FakeDiscord:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     def wait_until(self, predicate: Callable[[Recorded], bool], timeout: float = 30.0) -> bool:
         """Poll the recorded state until ``predicate`` holds; False on timeout.
