@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot_process import PATIENCE
+
 APPLICATION_ID = "1000000000000000001"
 BOT_USER = {
     "id": APPLICATION_ID,
@@ -125,11 +127,8 @@ class FakeDiscord:
         self._thread.join(timeout=10)
         self._loop.close()
 
-    def wait_until(self, predicate: Callable[[Recorded], bool], timeout: float = 30.0) -> bool:
-        """Poll the recorded state until ``predicate`` holds; False on timeout.
-
-        The timeout is patience, not a bound: drills assert their own.
-        """
+    def wait_until(self, predicate: Callable[[Recorded], bool], timeout: float = PATIENCE) -> bool:
+        """Poll the recorded state until ``predicate`` holds; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self.recorded):
