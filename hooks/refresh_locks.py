@@ -125,20 +125,22 @@ def uv_env(python_version: str) -> dict[str, str]:
     return env
 
 
-def render_pyproject(answers: dict[str, Any], dst: Path) -> Path:
+def render_without_lock(
+    answers: dict[str, Any], dst: Path, *, lock: str = "uv.lock", src: Path | None = None
+) -> Path:
     """Render the template with the placeholder name; the lock itself is left out."""
     structural = {name: answers[name] for name in matrix.STRUCTURAL if name in answers}
     import copier
 
     copier.run_copy(
-        str(matrix.template_copy()),
+        str(src or matrix.template_copy()),
         str(dst),
         data={**matrix.REQUIRED_ANSWERS, **structural, "project_slug": PLACEHOLDER},
         defaults=True,
         quiet=True,
         unsafe=False,
         overwrite=True,
-        exclude=["uv.lock"],
+        exclude=[lock],
     )
     return dst
 
@@ -147,7 +149,7 @@ def refresh(key: str, answers: dict[str, Any], *, upgrade: bool, check: bool) ->
     """Lock one dependency set; returns whether the kept lock changed (or is stale)."""
     kept = LOCKS / f"{key}.lock"
     with tempfile.TemporaryDirectory(prefix=f"lock-{key}-") as tmp:
-        project = render_pyproject(answers, Path(tmp) / "project")
+        project = render_without_lock(answers, Path(tmp) / "project")
         if kept.exists():
             shutil.copyfile(kept, project / "uv.lock")
         command = [uv_binary(), "lock", "--quiet"]

@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,6 +85,30 @@ def exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_tool(command: list[str], project: Path, env: dict[str, str], *, timeout: int) -> str:
+    """Run one tool of a generated project; on failure the test shows all it printed."""
+    shown = " ".join(command)
+    try:
+        result = subprocess.run(
+            command,
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`{shown}` ran longer than {timeout} s in {project}\n{exc.output}")
+    if result.returncode != 0:
+        pytest.fail(
+            f"`{shown}` exited {result.returncode} in {project}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}",
+            pytrace=False,
+        )
+    return result.stdout
 
 
 def once_per_run(config: pytest.Config, name: str, compute: Callable[[], T]) -> T:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_locks
 
 import matrix
-from conftest import exclusive
+from conftest import exclusive, run_tool
 
 #: The services the generated tests use (a database of its own per test on
 #: the PostgreSQL server, Redis database 15 so a developer's data is safe).
@@ -118,27 +118,8 @@ def _environment(answers: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def _run(command: list[str], project: Path, env: dict[str, str]) -> None:
-    """Run one tool in the project; on failure the test shows all it printed."""
-    shown = " ".join(command)
-    try:
-        result = subprocess.run(
-            command,
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TOOL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"`{shown}` ran longer than {TOOL_TIMEOUT} s in {project}\n{exc.output}")
-    if result.returncode != 0:
-        pytest.fail(
-            f"`{shown}` exited {result.returncode} in {project}\n"
-            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}",
-            pytrace=False,
-        )
+def _run(command: list[str], project: Path, env: dict[str, str]) -> str:
+    return run_tool(command, project, env, timeout=TOOL_TIMEOUT)
 
 
 @contextmanager
