@@ -1,0 +1,142 @@
+"""Refresh the kept package-lock.json files that generated Node.js bots start with.
+
+A generated bot must pass `npm ci` on its first commit, and copying the
+template must need no network, so the template keeps one lock per dependency
+set under locks/ and the bot's package-lock.json includes the right one
+(package-lock.json.jinja). The sets are not listed here: every Node.js
+combination the tests render (tests/matrix.py) is grouped by the package.json
+it produces, so a new dependency in the template shows up on its own.
+
+For each set this renders the template with a placeholder project name,
+copies the current kept lock beside it (so unchanged pins stay where they
+are), runs `npm install --package-lock-only` and stores the result under the
+set's key. package-lock.json.jinja swaps the placeholder for the real name.
+
+    .venv/bin/python hooks/refresh_node_locks.py          # relock what changed
+    .venv/bin/python hooks/refresh_node_locks.py --check  # fail if a lock is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKS = ROOT / "locks"
+SUFFIX = ".package-lock.json"
+sys.path.insert(0, str(ROOT / "tests"))
+
+import refresh_locks  # noqa: E402  (beside this file)
+
+import matrix  # noqa: E402  (tests/matrix.py, found through the path above)
+
+#: The project name the kept locks carry; package-lock.json.jinja replaces it.
+PLACEHOLDER = refresh_locks.PLACEHOLDER
+
+
+def lock_key(answers: dict[str, Any]) -> str:
+    """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja)."""
+    redis = "redis" if answers["redis"] else "no-redis"
+    return f"node-{answers['database']}-{redis}"
+
+
+def dependency_sets() -> dict[str, dict[str, Any]]:
+    """One representative set of structural answers per kept lock."""
+    sets: dict[str, dict[str, Any]] = {}
+    for answers in matrix.preview_combinations():
+        if answers.get("runtime") == "node":
+            sets.setdefault(lock_key(answers), answers)
+    return dict(sorted(sets.items()))
+
+
+def npm() -> str:
+    """npm from the template's dev environment (the pinned Node), else from PATH."""
+    pinned = Path(sys.executable).parent / "npm"
+    found = str(pinned) if pinned.is_file() else shutil.which("npm")
+    if found is None:
+        raise SystemExit("npm is not on PATH: run `uv sync` (it installs the pinned Node)")
+    return found
+
+
+def npm_env() -> dict[str, str]:
+    """npm's environment, with the pinned node first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(npm()).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["npm_config_update_notifier"] = "false"
+    env["npm_config_fund"] = "false"
+    env["npm_config_audit"] = "false"
+    # The lock npm writes with its defaults, whatever this machine's .npmrc
+    # says: an owner's first `npm install` must not rewrite every entry.
+    env["npm_config_omit_lockfile_registry_resolved"] = "false"
+    env["npm_config_registry"] = "https://registry.npmjs.org/"
+    return env
+
+
+def render(answers: dict[str, Any], dst: Path) -> Path:
+    """Render a preview bot with the placeholder name; the lock itself is left out."""
+    return refresh_locks.render_without_lock(
+        answers, dst, lock="package-lock.json", src=matrix.preview_template()
+    )
+
+
+def lock(key: str, answers: dict[str, Any]) -> str:
+    """The lock npm writes for this set, starting from the kept one."""
+    kept = LOCKS / f"{key}{SUFFIX}"
+    with tempfile.TemporaryDirectory(prefix=f"lock-{key}-") as tmp:
+        project = render(answers, Path(tmp) / "project")
+        if kept.exists():
+            shutil.copyfile(kept, project / "package-lock.json")
+        result = subprocess.run(
+            [npm(), "install", "--package-lock-only", "--ignore-scripts"],
+            cwd=project,
+            env=npm_env(),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"npm install failed for {key}:\n{result.stdout}{result.stderr}")
+        text = (project / "package-lock.json").read_text(encoding="utf-8")
+    # The lock is included through Jinja: any Jinja delimiter would be rendered.
+    for marker in ("{{", "{%", "{#"):
+        if marker in text:
+            raise SystemExit(f"{key}: the lock contains {marker!r}, which Jinja would render")
+    if json.loads(text)["name"] != PLACEHOLDER:
+        raise SystemExit(f"{key}: the lock does not name the placeholder project")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale locks")
+    args = parser.parse_args(argv)
+
+    LOCKS.mkdir(exist_ok=True)
+    sets = dependency_sets()
+    changed = []
+    for key, answers in sets.items():
+        kept = LOCKS / f"{key}{SUFFIX}"
+        text = lock(key, answers)
+        if not kept.exists() or kept.read_text(encoding="utf-8") != text:
+            changed.append(key)
+            if not args.check:
+                kept.write_text(text, encoding="utf-8")
+    orphans = sorted(p.name for p in LOCKS.glob(f"*{SUFFIX}") if p.name[: -len(SUFFIX)] not in sets)
+    for name in orphans:
+        if not args.check:
+            (LOCKS / name).unlink()
+    verb = "stale" if args.check else "updated"
+    print(f"{len(sets)} dependency sets; {verb}: {', '.join(changed) or 'none'}")
+    if orphans:
+        print(f"{'orphaned' if args.check else 'removed'}: {', '.join(orphans)}")
+    return 1 if args.check and (changed or orphans) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
