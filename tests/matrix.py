@@ -258,7 +258,7 @@ def template_copy() -> Path:
 PREVIEW_CHOICES: dict[str, dict[str, str]] = {"runtime": {"Node.js (discord.js)": "node"}}
 #: The answers each preview choice is built for so far; the tests render
 #: every combination of these and nothing else.
-PREVIEW_SCOPE: dict[str, Any] = {"database": ["none"], "redis": [False]}
+PREVIEW_SCOPE: dict[str, Any] = {"database": ["none"], "redis": [False, True]}
 
 
 @cache
