@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 
 import refresh_node_locks
+from test_env_example import env_example_names
 
 import matrix
 from conftest import exclusive, run_tool
@@ -71,7 +72,8 @@ def _params() -> list[Any]:
 def test_generated_node_bot_passes_its_own_toolchain(
     wanted: dict[str, Any], tmp_path: Path, bot_suite_lock: Path
 ) -> None:
-    project = _render(wanted, tmp_path / "project")
+    # Not the default name: nothing in the bot or its tests may assume it.
+    project = _render({**wanted, "project_name": "Maple Bot"}, tmp_path / "project")
     env = _environment()
     npm = refresh_node_locks.npm()
     _run([npm, "ci"], project, env)
@@ -155,3 +157,23 @@ def test_the_bot_name_is_written_as_prettier_writes_it(name: str, tmp_path: Path
         check=True,
     )
     assert result.stdout == text
+
+
+def schema_names(config: Path) -> set[str]:
+    """The variables the Node bot's settings schema reads (the keys of `z.object`)."""
+    text = config.read_text(encoding="utf-8")
+    body = text.split("const schema = z.object({\n", 1)[1].split("\n});\n", 1)[0]
+    return set(re.findall(r"^  ([A-Z][A-Z0-9_]*): ", body, re.M))
+
+
+@pytest.mark.parametrize("wanted", _params())
+def test_env_example_lists_exactly_what_the_node_bot_reads(
+    wanted: dict[str, Any], tmp_path: Path
+) -> None:
+    # The same .env.example serves both runtimes: the Node bot reads the
+    # variables the Python bot reads, no more and no fewer.
+    project = _render(wanted, tmp_path / "project")
+    names = schema_names(project / "src" / "config.ts")
+    assert "DISCORD_TOKEN" in names
+    assigned, commented = env_example_names(project / ".env.example")
+    assert names == assigned | commented
