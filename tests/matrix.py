@@ -257,8 +257,12 @@ def template_copy() -> Path:
 #: to copier.yml, and out of here, once it keeps every promise of the others.
 PREVIEW_CHOICES: dict[str, dict[str, str]] = {"runtime": {"Node.js (discord.js)": "node"}}
 #: The answers each preview choice is built for so far; the tests render
-#: every combination of these and nothing else.
-PREVIEW_SCOPE: dict[str, Any] = {"database": ["none"], "redis": [False, True]}
+#: every combination of these and nothing else (no backups yet).
+PREVIEW_SCOPE: dict[str, Any] = {
+    "database": ["none", "sqlite"],
+    "redis": [False, True],
+    "backups": [False],
+}
 
 
 @cache

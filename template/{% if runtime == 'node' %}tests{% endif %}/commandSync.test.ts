@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { same, sameCommands } from "../src/commandSync.ts";
+import { loadCommands } from "../src/commands/index.ts";
 import { BotProcess } from "./botProcess.ts";
 import { APPLICATION_ID, FakeDiscord } from "./fakeDiscord.ts";
 
@@ -58,7 +59,7 @@ describe("command sync at start", () => {
     );
     assert.deepEqual(
       discord.recorded.commandSyncs[0]?.payload.map((c) => c.name),
-      ["help", "ping"],
+      (await loadCommands()).map((command) => command.data.name),
     );
     await startOnce(discord);
     assert.equal(discord.recorded.commandSyncs.length, 1);

@@ -108,6 +108,8 @@ export class Recorded {
   interactions = new Map<string, SentInteraction>();
   /** Interaction id -> the instance name of each callback that answered it. */
   answers = new Map<string, string[]>();
+  /** Interaction id -> the text of its reply (the first callback's content). */
+  replies = new Map<string, string>();
   /** Instance name -> when each of its answers arrived. */
   answeredAt = new Map<string, number[]>();
 }
@@ -286,8 +288,15 @@ export class FakeDiscord {
     return predicate(this.recorded);
   }
 
-  /** Send a slash command use to every open session; its interaction id. */
-  async sendInteraction(command = "help", options?: InteractionOption[]): Promise<string> {
+  /**
+   * Send a slash command use to every open session; its interaction id. By
+   * default it comes from the bot's DM; with `guildId`, from a server channel.
+   */
+  async sendInteraction(
+    command = "help",
+    options?: InteractionOption[],
+    where: { guildId?: string; userId?: string } = {},
+  ): Promise<string> {
     const id = this.#newId();
     const sent: SentInteraction = { sentAt: performance.now(), sentTo: [] };
     this.recorded.interactions.set(id, sent);
@@ -297,6 +306,7 @@ export class FakeDiscord {
     }
     for (const session of [...this.#sessions.values()]) {
       session.sequence += 1;
+      const user = where.userId === undefined ? USER : { ...USER, id: where.userId };
       const payload: JsonObject = {
         id,
         application_id: APPLICATION_ID,
@@ -305,8 +315,8 @@ export class FakeDiscord {
         token: `${session.instance}.${session.name}.${id}`,
         version: 1,
         data,
-        user: USER,
-        channel: { id: CHANNEL_ID, type: 1, flags: 0, last_message_id: null, recipients: [USER] },
+        user,
+        channel: { id: CHANNEL_ID, type: 1, flags: 0, last_message_id: null, recipients: [user] },
         channel_id: CHANNEL_ID,
         locale: "en-US",
         app_permissions: DM_PERMISSIONS,
@@ -316,6 +326,25 @@ export class FakeDiscord {
         authorizing_integration_owners: { "0": "0" },
         context: 1,
       };
+      if (where.guildId !== undefined) {
+        // Used in a server's text channel: a member, not a user, and context 0.
+        delete payload.user;
+        payload.guild_id = where.guildId;
+        payload.guild = { id: where.guildId, locale: "en-US", features: [] };
+        payload.guild_locale = "en-US";
+        payload.member = {
+          user,
+          roles: [],
+          joined_at: "2026-01-01T00:00:00.000000+00:00",
+          deaf: false,
+          mute: false,
+          flags: 0,
+          permissions: DM_PERMISSIONS,
+        };
+        payload.channel = { id: CHANNEL_ID, type: 0, guild_id: where.guildId, name: "general" };
+        payload.authorizing_integration_owners = { "0": where.guildId };
+        payload.context = 0;
+      }
       const frame = { op: 0, t: "INTERACTION_CREATE", s: session.sequence, d: payload };
       if (await sendFrame(session.ws, frame)) sent.sentTo.push(session.instance);
     }
@@ -468,6 +497,9 @@ export class FakeDiscord {
       type === 4 || type === 5
         ? this.#message({ ...request, body: data }, this.#originalId(token))
         : null;
+    if (message !== null && !this.recorded.replies.has(id)) {
+      this.recorded.replies.set(id, typeof message.content === "string" ? message.content : "");
+    }
     // Like Discord: no body unless asked for one (discord.js 14.28 sends ?with_response=false).
     if (request.query.get("with_response") !== "true") return { status: 204 };
     return json({

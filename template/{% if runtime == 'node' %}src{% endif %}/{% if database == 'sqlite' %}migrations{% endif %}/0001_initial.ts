@@ -1,0 +1,23 @@
+/** Create the wallets and bot_state tables (the Python bot's schema). */
+import type { DatabaseSync } from "node:sqlite";
+
+export function up(db: DatabaseSync): void {
+  // Times are ISO 8601 text in UTC, which sorts and compares as time does.
+  db.exec(`
+    CREATE TABLE wallets (
+      guild_id BIGINT NOT NULL,
+      user_id BIGINT NOT NULL,
+      balance BIGINT NOT NULL,
+      last_daily_at TEXT,
+      created_at TEXT NOT NULL,
+      CONSTRAINT pk_wallets PRIMARY KEY (guild_id, user_id),
+      CONSTRAINT ck_wallets_balance_not_negative CHECK (balance >= 0)
+    );
+    CREATE TABLE bot_state (
+      key VARCHAR(100) NOT NULL,
+      value TEXT NOT NULL,
+      updated_at TEXT NOT NULL,
+      CONSTRAINT pk_bot_state PRIMARY KEY (key)
+    );
+  `);
+}
