@@ -194,17 +194,25 @@ def main(argv: list[str] | None = None) -> int:
         for key, answers in sets.items()
         if refresh(key, answers, upgrade=args.upgrade, check=args.check)
     ]
-    orphans = sorted(p.name for p in LOCKS.glob("*.lock") if p.stem not in sets)
+    return finish(set(sets), changed, ".lock", check=args.check)
+
+
+def finish(keys: set[str], changed: list[str], suffix: str, *, check: bool) -> int:
+    """Remove (or, with ``check``, report) kept locks no set uses; say what changed.
+
+    The exit status of a refresh: 1 when ``check`` found a stale or orphaned lock.
+    """
+    orphans = sorted(p.name for p in LOCKS.glob(f"*{suffix}") if p.name[: -len(suffix)] not in keys)
     for name in orphans:
-        if args.check:
+        if check:
             print(f"{name}: no dependency set uses it", file=sys.stderr)
         else:
             (LOCKS / name).unlink()
-    verb = "stale" if args.check else "updated"
-    print(f"{len(sets)} dependency sets; {verb}: {', '.join(changed) or 'none'}")
+    verb = "stale" if check else "updated"
+    print(f"{len(keys)} dependency sets; {verb}: {', '.join(changed) or 'none'}")
     if orphans:
-        print(f"{'orphaned' if args.check else 'removed'}: {', '.join(orphans)}")
-    return 1 if args.check and (changed or orphans) else 0
+        print(f"{'orphaned' if check else 'removed'}: {', '.join(orphans)}")
+    return 1 if check and (changed or orphans) else 0
 
 
 if __name__ == "__main__":

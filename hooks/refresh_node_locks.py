@@ -152,15 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             changed.append(key)
             if not args.check:
                 kept.write_text(text, encoding="utf-8")
-    orphans = sorted(p.name for p in LOCKS.glob(f"*{SUFFIX}") if p.name[: -len(SUFFIX)] not in sets)
-    for name in orphans:
-        if not args.check:
-            (LOCKS / name).unlink()
-    verb = "stale" if args.check else "updated"
-    print(f"{len(sets)} dependency sets; {verb}: {', '.join(changed) or 'none'}")
-    if orphans:
-        print(f"{'orphaned' if args.check else 'removed'}: {', '.join(orphans)}")
-    return 1 if args.check and (changed or orphans) else 0
+    return refresh_locks.finish(set(sets), changed, SUFFIX, check=args.check)
 
 
 if __name__ == "__main__":
