@@ -15,6 +15,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { DeadlineError, withDeadline } from "./deadline.ts";
 import { getLogger } from "./logging.ts";
 
 const log = getLogger("health");
@@ -43,21 +44,16 @@ export interface Gateway {
 }
 
 async function runCheck(name: string, check: Check): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => {
-      log.warning(`Health check ${name} did not answer within ${String(CHECK_TIMEOUT_MS)} ms`);
-      resolve(false);
-    }, CHECK_TIMEOUT_MS);
-  });
   try {
-    return await Promise.race([check(), timeout]);
+    return await withDeadline(check(), CHECK_TIMEOUT_MS);
   } catch (error) {
     // Any failure means "down"; the reason is logged.
-    log.warning(`Health check ${name} failed`, { exception: error });
+    if (error instanceof DeadlineError) {
+      log.warning(`Health check ${name} did not answer within ${String(CHECK_TIMEOUT_MS)} ms`);
+    } else {
+      log.warning(`Health check ${name} failed`, { exception: error });
+    }
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
