@@ -168,10 +168,7 @@ def refresh(key: str, answers: dict[str, Any], *, upgrade: bool, check: bool) ->
         if check:
             return False
         text = (project / "uv.lock").read_text(encoding="utf-8")
-    # The lock is included through Jinja: any Jinja delimiter would be rendered.
-    for marker in ("{{", "{%", "{#"):
-        if marker in text:
-            raise SystemExit(f"{key}: the lock contains {marker!r}, which Jinja would render")
+    refuse_jinja(key, text)
     if f'name = "{PLACEHOLDER}"' not in text:
         raise SystemExit(f"{key}: the lock does not name the placeholder project")
     changed = not kept.exists() or kept.read_text(encoding="utf-8") != text
@@ -197,22 +194,34 @@ def main(argv: list[str] | None = None) -> int:
     return finish(set(sets), changed, ".lock", check=args.check)
 
 
+def refuse_jinja(key: str, text: str) -> None:
+    """Stop when a lock holds a Jinja delimiter: it is included through Jinja."""
+    for marker in ("{{", "{%", "{#"):
+        if marker in text:
+            raise SystemExit(f"{key}: the lock contains {marker!r}, which Jinja would render")
+
+
+def orphans(keys: set[str], suffix: str) -> list[str]:
+    """The kept locks, named ``<key><suffix>``, whose key no dependency set has."""
+    return sorted(p.name for p in LOCKS.glob(f"*{suffix}") if p.name[: -len(suffix)] not in keys)
+
+
 def finish(keys: set[str], changed: list[str], suffix: str, *, check: bool) -> int:
     """Remove (or, with ``check``, report) kept locks no set uses; say what changed.
 
     The exit status of a refresh: 1 when ``check`` found a stale or orphaned lock.
     """
-    orphans = sorted(p.name for p in LOCKS.glob(f"*{suffix}") if p.name[: -len(suffix)] not in keys)
-    for name in orphans:
+    unused = orphans(keys, suffix)
+    for name in unused:
         if check:
             print(f"{name}: no dependency set uses it", file=sys.stderr)
         else:
             (LOCKS / name).unlink()
     verb = "stale" if check else "updated"
     print(f"{len(keys)} dependency sets; {verb}: {', '.join(changed) or 'none'}")
-    if orphans:
-        print(f"{'orphaned' if check else 'removed'}: {', '.join(orphans)}")
-    return 1 if check and (changed or orphans) else 0
+    if unused:
+        print(f"{'orphaned' if check else 'removed'}: {', '.join(unused)}")
+    return 1 if check and (changed or unused) else 0
 
 
 if __name__ == "__main__":

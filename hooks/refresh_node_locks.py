@@ -128,10 +128,7 @@ def lock(key: str, answers: dict[str, Any]) -> str:
         if result.returncode != 0:
             raise SystemExit(f"npm install failed for {key}:\n{result.stdout}{result.stderr}")
         text = (project / "package-lock.json").read_text(encoding="utf-8")
-    # The lock is included through Jinja: any Jinja delimiter would be rendered.
-    for marker in ("{{", "{%", "{#"):
-        if marker in text:
-            raise SystemExit(f"{key}: the lock contains {marker!r}, which Jinja would render")
+    refresh_locks.refuse_jinja(key, text)
     if json.loads(text)["name"] != PLACEHOLDER:
         raise SystemExit(f"{key}: the lock does not name the placeholder project")
     return text

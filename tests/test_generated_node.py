@@ -25,6 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 
+import refresh_locks
 import refresh_node_locks
 from test_env_example import env_example_names
 
@@ -105,7 +106,8 @@ def test_the_pinned_node_is_the_one_the_bot_names() -> None:
 def test_every_node_dependency_set_has_a_current_kept_lock(tmp_path: Path) -> None:
     """The kept locks are what npm writes for today's package.json (no resolving)."""
     stale = []
-    for key, answers in refresh_node_locks.dependency_sets().items():
+    sets = refresh_node_locks.dependency_sets()
+    for key, answers in sets.items():
         kept = refresh_node_locks.LOCKS / f"{key}{refresh_node_locks.SUFFIX}"
         assert kept.exists(), f"no locks/{kept.name}: run hooks/refresh_node_locks.py"
         project = _render({**answers, "project_slug": "lockfile-placeholder"}, tmp_path / key)
@@ -115,10 +117,7 @@ def test_every_node_dependency_set_has_a_current_kept_lock(tmp_path: Path) -> No
         for field in ("dependencies", "devDependencies", "engines"):
             if root.get(field) != manifest.get(field):
                 stale.append(f"locks/{kept.name}: {field} differs from package.json")
-    orphans = {
-        path.name[: -len(refresh_node_locks.SUFFIX)]
-        for path in refresh_node_locks.LOCKS.glob(f"*{refresh_node_locks.SUFFIX}")
-    } - set(refresh_node_locks.dependency_sets())
+    orphans = refresh_locks.orphans(set(sets), refresh_node_locks.SUFFIX)
     assert not stale and not orphans, (
         "run hooks/refresh_node_locks.py and commit locks/\n" + "\n".join(stale) + str(orphans)
     )
