@@ -46,6 +46,14 @@ SHARED = "crb_shared_dir"
 #: Where the controller keeps the run's shared directory.
 _shared_key = pytest.StashKey[Path]()
 
+#: The services the generated bots' suites use: a PostgreSQL server where they
+#: may create databases, and a Redis database (15, so a developer's data in 0
+#: is safe). CRB_ variables point them elsewhere.
+TEST_DATABASE_URL = os.environ.get(
+    "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TEST_REDIS_URL = os.environ.get("CRB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
 T = TypeVar("T")
 
 
@@ -208,6 +216,21 @@ def bot_suite_lock(pytestconfig: pytest.Config) -> Path:
     processes: two at once on two cores push takeovers past their bounds.
     """
     return shared_dir(pytestconfig) / "bot-suite.lock"
+
+
+@pytest.fixture(scope="session")
+def preview_tree(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]], Path]:
+    """Render a preview combination (matrix.PREVIEW_CHOICES), once per worker, on first use."""
+    trees: dict[str, Path] = {}
+
+    def tree(wanted: dict[str, Any]) -> Path:
+        key = json.dumps(wanted, sort_keys=True)
+        if key not in trees:
+            dst = tmp_path_factory.mktemp("preview") / "project"
+            trees[key] = matrix.render(wanted, dst, src=matrix.preview_template())
+        return trees[key]
+
+    return tree
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

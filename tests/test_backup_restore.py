@@ -43,10 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 import matrix
+from conftest import TEST_DATABASE_URL
 
-TEST_DATABASE_URL = os.environ.get(
-    "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 PACKAGE = "pingu_bot"
 SCRIPT_TIMEOUT = 120
 

@@ -16,8 +16,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from test_dockerfile import answers_of, pinned_images
+from test_dockerfile import (
+    PREVIEW_PARAMS,
+    answers_of,
+    pinned_images,
+    preview_answers,
+)
 from test_env_example import config_py, settings_env_names
+from test_generated_node import schema_names
 
 import matrix
 from linters import SafeLoader
@@ -31,9 +37,17 @@ def load(tree) -> dict:
 
 @pytest.mark.parametrize("combo", COMBOS, ids=[c.id for c in COMBOS])
 def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
-    tree = rendered_matrix.tree(combo)
-    a = answers_of(combo)
+    check_compose(rendered_matrix.tree(combo), answers_of(combo))
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_compose_runs_the_node_preview(preview_tree, wanted):
+    check_compose(preview_tree(wanted), preview_answers(wanted))
+
+
+def check_compose(tree, a) -> None:
     pkg = a["package_name"]
+    node = a["runtime"] == "node"
     doc = load(tree)
     services = doc["services"]
     images = pinned_images(a["python_version"])
@@ -60,6 +74,10 @@ def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
     assert "command" not in bot and "entrypoint" not in bot  # the image's CMD, as on Railway
     assert "127.0.0.1:8080:8080" in bot["ports"]
     assert any("/health" in part for part in bot["healthcheck"]["test"])
+    # Exec form with the image's own runtime: the slim images have no curl.
+    assert bot["healthcheck"]["test"][:3] == (
+        ["CMD", "node", "-e"] if node else ["CMD", "python", "-c"]
+    )
 
     depends = bot.get("depends_on", {})
     wanted = {}
@@ -72,7 +90,8 @@ def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
     assert depends == wanted
 
     environment = bot.get("environment", {})
-    read = settings_env_names(config_py(tree))
+    config = tree / "src" / "config.ts"
+    read = schema_names(config) if node else settings_env_names(config_py(tree))
     assert set(environment) <= read, set(environment) - read
 
     if a["database"] != "none":
@@ -80,7 +99,9 @@ def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
         # The very same image and settings as the bot, then the bot's own command.
         for key in ("build", "image", "env_file", "environment", "volumes"):
             assert migrate.get(key) == bot.get(key), key
-        assert migrate["command"] == ["python", "-m", pkg, "migrate"]
+        # The image's CMD with the bot's migrate command.
+        expected = ["node", "dist/main.js"] if node else ["python", "-m", pkg]
+        assert migrate["command"] == [*expected, "migrate"]
         assert migrate["restart"] == "no"
 
     if a["database"] == "postgres":
@@ -110,7 +131,8 @@ def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
         # A new named volume takes the owner of the image's directory: the
         # image must create /data for its unprivileged user.
         dockerfile_text = (tree / dockerfile).read_text(encoding="utf-8")
-        assert "mkdir /data && chown bot:bot /data" in dockerfile_text
+        owner = "node:node" if node else "bot:bot"
+        assert f"mkdir /data && chown {owner} /data" in dockerfile_text
     else:
         assert "volumes" not in bot
 

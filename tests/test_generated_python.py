@@ -33,14 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_locks
 
 import matrix
-from conftest import exclusive, run_tool
+from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool
 
-#: The services the generated tests use (a database of its own per test on
-#: the PostgreSQL server, Redis database 15 so a developer's data is safe).
-TEST_DATABASE_URL = os.environ.get(
-    "CRB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-TEST_REDIS_URL = os.environ.get("CRB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: Variables of this run that would change what the generated project runs.
 _NOT_INHERITED = frozenset(
     {"PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "UV_NO_SYNC", "UV_FROZEN", "UV_PYTHON"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_dockerfile import PREVIEW_PARAMS, dockerfile_path, preview_answers
 
 import linters
 
@@ -52,3 +53,19 @@ def test_linters_catch_a_bad_file(tmp_path) -> None:
     ):
         count, findings = results[name]
         assert count == 1 and findings, f"{name} did not flag its bad sample"
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_preview_image_files_are_clean(preview_tree, wanted) -> None:
+    """The Node preview's image files, which the matrix above does not render yet."""
+    tree = preview_tree(wanted)
+    dockerfile = dockerfile_path(tree, preview_answers(wanted)).relative_to(tree).as_posix()
+    files = [
+        linters.DistinctFile(relpath, tree / relpath, (wanted["runtime"],))
+        for relpath in (dockerfile, "compose.yaml", ".dockerignore")
+    ]
+    results = linters.lint_all(files, jobs=1)
+    ran = {name for name, (count, _) in results.items() if count}
+    assert {"hadolint", "yamllint", "compose-schema", "whitespace"} <= ran, ran
+    findings = [finding for _, found in results.values() for finding in found]
+    assert not findings, "\n\n".join(findings)
