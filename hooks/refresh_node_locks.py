@@ -45,9 +45,10 @@ def lock_key(answers: dict[str, Any]) -> str:
     """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja).
 
     Keyed by what changes package.json's dependencies: SQLite is built into
-    Node (node:sqlite), so only Redis adds a package today.
+    Node (node:sqlite), so only PostgreSQL (pg) and Redis add packages.
     """
-    return "node-redis" if answers["redis"] else "node-no-redis"
+    database = "postgres-" if answers["database"] == "postgres" else ""
+    return f"node-{database}{'redis' if answers['redis'] else 'no-redis'}"
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:

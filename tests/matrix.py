@@ -259,7 +259,7 @@ PREVIEW_CHOICES: dict[str, dict[str, str]] = {"runtime": {"Node.js (discord.js)"
 #: The answers each preview choice is built for so far; the tests render
 #: every combination of these and nothing else (no backups yet).
 PREVIEW_SCOPE: dict[str, Any] = {
-    "database": ["none", "sqlite"],
+    "database": ["none", "sqlite", "postgres"],
     "redis": [False, True],
     "backups": [False],
 }

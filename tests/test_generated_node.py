@@ -30,7 +30,7 @@ import refresh_node_locks
 from test_env_example import env_example_names
 
 import matrix
-from conftest import exclusive, run_tool
+from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool
 
 #: Longest any one tool may run before the test gives up on it.
 TOOL_TIMEOUT = 900
@@ -51,6 +51,8 @@ def _environment() -> dict[str, str]:
     }
     env["PATH"] = f"{refresh_node_locks.node_bin()}{os.pathsep}{env.get('PATH', '')}"
     env |= {"npm_config_update_notifier": "false", "npm_config_fund": "false"}
+    # The services the bot's suite talks to, as the Python bots' suites get them.
+    env |= {"TEST_DATABASE_URL": TEST_DATABASE_URL, "TEST_REDIS_URL": TEST_REDIS_URL}
     return env
 
 
