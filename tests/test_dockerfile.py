@@ -775,6 +775,25 @@ def test_image_install_on_the_other_python(tmp_path, request):
     install_and_check(tree, answers, tmp_path, request)
 
 
+def add_services(
+    env: dict[str, str], answers: dict, request: pytest.FixtureRequest, volume: Path
+) -> None:
+    """Point an image's bot at this run's services, the way Railway sets them."""
+    if answers["database"] == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("database_url")
+    if answers["database"] == "sqlite":
+        # As on Railway: the volume's path, no DATABASE_URL.
+        volume.mkdir(exist_ok=True)
+        env["RAILWAY_VOLUME_MOUNT_PATH"] = str(volume)
+    if answers["redis"]:
+        env["REDIS_URL"] = REDIS_URL
+        redis = pytest.importorskip("redis")
+        try:
+            redis.Redis.from_url(REDIS_URL).ping()
+        except redis.exceptions.ConnectionError as exc:
+            pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+
+
 def install_and_check(tree, answers, tmp_path, request) -> None:
     python = python_for(answers["python_version"])
     if python is None:
@@ -799,19 +818,7 @@ def install_and_check(tree, answers, tmp_path, request) -> None:
     env.update({k: v for k, v in runtime_env.items() if k != "PATH"})
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     env["DISCORD_TOKEN"] = "not-a-real-token"
-    if answers["database"] == "postgres":
-        env["DATABASE_URL"] = request.getfixturevalue("database_url")
-    if answers["database"] == "sqlite":
-        # As on Railway: the volume's path, no DATABASE_URL.
-        (root / "data").mkdir()
-        env["RAILWAY_VOLUME_MOUNT_PATH"] = str(root / "data")
-    if answers["redis"]:
-        env["REDIS_URL"] = REDIS_URL
-        redis = pytest.importorskip("redis")
-        try:
-            redis.Redis.from_url(REDIS_URL).ping()
-        except redis.exceptions.ConnectionError as exc:
-            pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    add_services(env, answers, request, root / "data")
 
     def run(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -1118,18 +1125,7 @@ def test_node_image_install_runs_the_bot(preview_tree, wanted, tmp_path, request
     # Its own namespace for the redeploy lock's keys: no other bot of this run
     # (the same slug in another test) can hold them.
     env["RAILWAY_ENVIRONMENT_NAME"] = f"image-{uuid.uuid4().hex[:12]}"
-    if answers["database"] == "postgres":
-        env["DATABASE_URL"] = request.getfixturevalue("database_url")
-    if answers["database"] == "sqlite":
-        # As on Railway: the volume's path, no DATABASE_URL.
-        env["RAILWAY_VOLUME_MOUNT_PATH"] = str(root / "data")
-    if answers["redis"]:
-        env["REDIS_URL"] = REDIS_URL
-        redis = pytest.importorskip("redis")
-        try:
-            redis.Redis.from_url(REDIS_URL).ping()
-        except redis.exceptions.ConnectionError as exc:
-            pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    add_services(env, answers, request, root / "data")
 
     def run(argv: list[str], run_env: dict[str, str] = env) -> subprocess.CompletedProcess:
         return subprocess.run(
