@@ -18,7 +18,10 @@ job; this file checks what the workflows do, per option:
   `persist-credentials: false` on every checkout, no `${{ }}` inside a
   run: script, every action pinned to a 40-hex SHA with its tag, equal to
   includes/pins.jinja; every image equal to a pin;
-- dependabot.yml: the uv, github-actions and docker ecosystems, grouped.
+- dependabot.yml: the uv, github-actions and docker ecosystems, grouped;
+- the Node.js preview's CI (every matrix.preview_combinations() render): npm
+  and the pinned Node instead of uv, the same services and security rules,
+  and clean under the same workflow linters.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from typing import Any
 
 import pytest
 import yaml
+from test_dockerfile import PREVIEW_PARAMS, preview_answers
 
+import linters
 import matrix
 from conftest import RenderedMatrix, combination_params
 from linters import SafeLoader
@@ -169,18 +174,7 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
         assert command in lint_runs
 
     test = jobs["test"]
-    services = test.get("services", {})
-    assert set(services) == {
-        name
-        for name, wanted in (
-            ("postgres", answers["database"] == "postgres"),
-            ("redis", answers["redis"]),
-        )
-        if wanted
-    }
-    for service in services.values():
-        assert service["image"] in pinned_images()
-        assert "--health-cmd" in service["options"]
+    check_services(test, answers)
     env = test["env"]
     assert env["REQUIRE_SERVICES"] == "1"
     assert ("TEST_DATABASE_URL" in env) == (answers["database"] == "postgres")
@@ -201,6 +195,22 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
         assert "IAC_ENVIRONMENT" in script and ".railway/railway.py" in script
         for environment in environments(answers):
             assert environment in script
+
+
+def check_services(test: dict[str, Any], answers: dict[str, Any]) -> None:
+    """A service container per engine the bot uses, pinned, with a health check."""
+    services = test.get("services", {})
+    assert set(services) == {
+        name
+        for name, wanted in (
+            ("postgres", answers["database"] == "postgres"),
+            ("redis", answers["redis"]),
+        )
+        if wanted
+    }
+    for service in services.values():
+        assert service["image"] in pinned_images()
+        assert "--health-cmd" in service["options"]
 
 
 @pytest.mark.parametrize("combo", PARAMS)
@@ -401,38 +411,57 @@ def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combinat
 def test_workflow_security(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
     tree = rendered_matrix.tree(combo)
     for name, workflow in workflows(tree).items():
-        assert workflow["permissions"] == {}, f"{name}: nothing by default"
-        for job_name, job in workflow["jobs"].items():
-            permissions = job.get("permissions")
-            assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
-            if name == "template-update.yml" and job_name == "update":
-                # It pushes one branch and opens one pull request; nothing else.
-                assert permissions == {"contents": "write", "pull-requests": "write"}
-            else:
-                assert set(permissions.values()) <= {"read", "none"}, (
-                    f"{name}/{job_name} writes nothing"
-                )
-            for step in job.get("steps", []):
-                if step.get("uses", "").startswith("actions/checkout@"):
-                    assert step.get("with", {}).get("persist-credentials") is False
-                # Values reach scripts through env:, never spliced into them.
-                assert "${{" not in step.get("run", ""), f"{name}/{job_name}: expression in run:"
-            for service in job.get("services", {}).values():
-                assert service["image"] in pinned_images()
+        check_workflow_security(name, workflow)
+
+
+def check_workflow_security(name: str, workflow: dict[str, Any]) -> None:
+    assert workflow["permissions"] == {}, f"{name}: nothing by default"
+    for job_name, job in workflow["jobs"].items():
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
+        if name == "template-update.yml" and job_name == "update":
+            # It pushes one branch and opens one pull request; nothing else.
+            assert permissions == {"contents": "write", "pull-requests": "write"}
+        else:
+            assert set(permissions.values()) <= {"read", "none"}, (
+                f"{name}/{job_name} writes nothing"
+            )
+        for step in job.get("steps", []):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False
+            # Values reach scripts through env:, never spliced into them.
+            assert "${{" not in step.get("run", ""), f"{name}/{job_name}: expression in run:"
+        for service in job.get("services", {}).values():
+            assert service["image"] in pinned_images()
+
+
+def used_actions(paths: list[Path]) -> set[tuple[str, str]]:
+    """(ref, tag comment) of every `uses:` line of these workflows, local calls aside."""
+    seen: set[tuple[str, str]] = set()
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if (match := USES.match(line)) is None:
+                continue
+            ref = match["ref"]
+            if ref.startswith("./"):
+                continue
+            seen.add((ref, (match["comment"] or "").strip()))
+    return seen
 
 
 def test_every_action_is_pinned_to_a_sha_in_pins(rendered_matrix: RenderedMatrix) -> None:
     """Each `uses:` line in every distinct workflow: a pinned SHA with its tag comment."""
-    seen: set[tuple[str, str]] = set()
-    for tree in rendered_matrix.trees.values():
-        for path in (tree / ".github" / "workflows").glob("*.yml"):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if (match := USES.match(line)) is None:
-                    continue
-                ref = match["ref"]
-                if ref.startswith("./"):
-                    continue
-                seen.add((ref, (match["comment"] or "").strip()))
+    seen = used_actions(
+        [
+            path
+            for tree in rendered_matrix.trees.values()
+            for path in (tree / ".github" / "workflows").glob("*.yml")
+        ]
+    )
+    check_pinned(seen)
+
+
+def check_pinned(seen: set[tuple[str, str]]) -> None:
     assert seen, "no actions found"
     pins = pinned_actions()
     for ref, comment in sorted(seen):
@@ -533,3 +562,85 @@ def test_failures_alert_on_discord(
     if "deploy.yml" in found:
         env = found["deploy.yml"]["jobs"]["alert"]["steps"][1]["env"]
         assert env["ALERT_ENVIRONMENT"] == found["deploy.yml"]["jobs"]["deploy"]["env"]["TARGET"]
+
+
+# ------------------------------------------------------- Node.js preview --
+# runtime=node is a preview (tests/matrix.py, PREVIEW_CHOICES): its CI is
+# checked on every preview combination, rendered by the preview_tree fixture.
+#: The npm commands of a Node repository's CI, per job, in order.
+NODE_RUNS = {
+    "lint": ["npm ci", "npm run lint", "npm run type-check"],
+    "test": ["npm ci", "npm test"],
+    "audit": ["npm audit"],
+}
+#: Words of the Python toolchain that a Node repository's CI must not hold.
+PYTHON_TOOLS = re.compile(r"\b(?:uv|UV_\w+|ruff|mypy|pytest|REQUIRE_SERVICES)\b")
+#: Linters of tests/linters.py that a workflow must pass, as in the matrix.
+WORKFLOW_LINTERS = {"actionlint", "zizmor", "yamllint", "workflow-schema"}
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_ci_passes_the_workflow_linters(preview_tree, wanted: dict[str, Any]) -> None:
+    """The same linters, with the same settings, that test_lint.py runs on the matrix."""
+    tree = preview_tree(wanted)
+    relpath = ".github/workflows/ci.yml"
+    results = linters.lint_all([linters.DistinctFile(relpath, tree / relpath, ("node",))], jobs=1)
+    ran = {name for name, (count, _) in results.items() if count}
+    assert ran >= WORKFLOW_LINTERS, ran
+    findings = [finding for _, found in results.values() for finding in found]
+    assert not findings, "\n\n".join(findings)
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
+    tree, answers = preview_tree(wanted), preview_answers(wanted)
+    path = tree / ".github" / "workflows" / "ci.yml"
+    text = path.read_text(encoding="utf-8")
+    ci = load(path)
+    check_workflow_security("ci.yml", ci)
+
+    # Not one Python tool: a Node repository has no uv.lock, ruff or pytest.
+    assert not PYTHON_TOOLS.findall(text), sorted(set(PYTHON_TOOLS.findall(text)))
+    assert ci["env"] == {"FORCE_COLOR": "1"}
+
+    jobs = ci["jobs"]
+    expected = set(NODE_RUNS)
+    if answers["builder"] == "dockerfile":
+        expected.add("image")
+    # No railway-config job: it evaluates .railway/railway.py with uv.
+    assert set(jobs) == expected
+    for job, runs in NODE_RUNS.items():
+        assert [s["run"] for s in jobs[job]["steps"] if "run" in s] == runs, job
+
+    # Every npm script CI runs is one the render's package.json defines.
+    scripts = json.loads((tree / "package.json").read_text(encoding="utf-8"))["scripts"]
+    for command in (run for runs in NODE_RUNS.values() for run in runs):
+        if command in ("npm ci", "npm audit"):
+            continue  # npm's own commands
+        script = command.removeprefix("npm run ").removeprefix("npm ")
+        assert script in scripts, f"{command}: no such script in package.json"
+
+    # The same service containers as the Python suite, and the URLs that
+    # point the Node suite at them (its defaults name a local server).
+    test = jobs["test"]
+    check_services(test, answers)
+    env = test.get("env", {})
+    expected_env = {}
+    if answers["database"] == "postgres":
+        expected_env["TEST_DATABASE_URL"] = "postgresql://bot:bot@127.0.0.1:5432/bot_test"
+    if answers["redis"]:
+        expected_env["TEST_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    assert env == expected_env
+
+    # The Node of .nvmrc, from setup-node pinned by SHA with its tag; npm's
+    # cache where dependencies are installed, none in the audit job.
+    assert (tree / ".nvmrc").is_file()
+    seen = used_actions([path])
+    check_pinned(seen)
+    sha, tag = pinned_actions()["actions/setup-node"]
+    assert (f"actions/setup-node@{sha}", f"# {tag}") in seen
+    for job in NODE_RUNS:
+        setup = [s for s in jobs[job]["steps"] if s.get("uses", "").startswith("actions/setup-")]
+        assert [s["uses"] for s in setup] == [f"actions/setup-node@{sha}"], job
+        cache = {"cache": "npm"} if job != "audit" else {}
+        assert setup[0]["with"] == {"node-version-file": ".nvmrc", **cache}, job
