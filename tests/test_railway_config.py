@@ -37,6 +37,7 @@ import jsonschema
 import pytest
 from test_env_example import config_py, settings_env_names
 
+import linters
 import matrix
 
 DATA = Path(__file__).resolve().parent / "data" / "railway"
@@ -715,3 +716,87 @@ def test_longest_answers_keep_railway_py_lint_clean_and_equal(tmp_path):
     assert (
         node["deploy"]["startCommand"] == f"sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
     )
+
+
+# ------------------------------------------------------- Node.js preview --
+# runtime=node is still a preview (tests/matrix.py, PREVIEW_CHOICES): every
+# combination it is built for, with every builder and every railway_config
+# copier.yml accepts with it, rendered from the preview template.
+NODE_RUN = "node dist/main.js"
+PYTHON_TOOLING = re.compile(r"\bpython3?\b|\buv\b", re.I)
+
+
+def _node_railway_params() -> list:
+    params = []
+    for wanted in matrix.preview_combinations():
+        for builder in BUILDERS:
+            for kind in matrix.choices("railway_config"):
+                answers = {**wanted, "builder": builder, "railway_config": kind}
+                if matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})):
+                    continue  # refused by copier.yml (a retired format, or nixpacks without a file)
+                redis = "redis" if wanted["redis"] else "no-redis"
+                name = f"{wanted['runtime']}-{wanted['database']}-{redis}-{builder}-{kind}"
+                params.append(pytest.param(answers, id=name))
+    return params
+
+
+NODE_RAILWAY_PARAMS = _node_railway_params()
+
+
+def test_node_railway_params_cover_every_builder_and_config():
+    seen = {(p.values[0]["builder"], p.values[0]["railway_config"]) for p in NODE_RAILWAY_PARAMS}
+    assert {builder for builder, _ in seen} == set(BUILDERS)
+    assert {"iac", "none"} <= {kind for _, kind in seen}
+
+
+@pytest.mark.parametrize("wanted", NODE_RAILWAY_PARAMS)
+def test_node_railway_settings_start_node(preview_tree, wanted):
+    """Every form of a Node bot's Railway settings starts Node, the same way."""
+    tree = preview_tree(wanted)
+    table = doc_settings(tree)
+    assert table["build"]["builder"] == BUILDERS[wanted["builder"]]
+    # Node is PID 1 directly, SQLite included: the bot migrates as it starts
+    # (src/lifecycle.ts), so no shell wraps it.
+    assert table["deploy"]["startCommand"] == NODE_RUN
+    if wanted["database"] == "postgres":
+        assert table["deploy"]["preDeployCommand"] == f"{NODE_RUN} migrate"
+    else:
+        assert "preDeployCommand" not in table["deploy"]
+    # The values and their reasons, as the runbook's tables print them.
+    doc = (tree / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if TABLE_ROW.match(line)]
+    assert rows and not [row for row in rows if PYTHON_TOOLING.search(row)]
+
+    if wanted["railway_config"] == "iac":
+        node = service_node(iac_graph(tree, "production"), slug_of(tree))
+        assert table == {
+            section: {k: display(v) for k, v in node[section].items()}
+            for section in ("build", "deploy")
+        }
+
+    if wanted["builder"] == "railpack":
+        path = tree / "railpack.json"
+        assert not PYTHON_TOOLING.search(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["deploy"]["startCommand"] == table["deploy"]["startCommand"]
+        # .nvmrc carries the pinned Node (includes/pins.jinja, tools.node).
+        assert data["packages"] == {"node": (tree / ".nvmrc").read_text(encoding="utf-8").strip()}
+        assert not linters.check_railpack_config([path])
+    if wanted["builder"] == "nixpacks":
+        path = tree / "nixpacks.toml"
+        text = path.read_text(encoding="utf-8")
+        assert not PYTHON_TOOLING.search(text)
+        data = tomllib.loads(text)
+        assert data["providers"] == ["node"]
+        assert data["start"]["cmd"] == table["deploy"]["startCommand"]
+        major = (tree / ".nvmrc").read_text(encoding="utf-8").strip().split(".")[0]
+        assert data["variables"] == {"NIXPACKS_NODE_VERSION": major}
+        # Nixpacks pins a major only, and knows Node 24 only from 1.41.0 on:
+        # the file says so. A new Node major fails here until it is checked.
+        assert f"Node {major} needs Nixpacks 1.41.0" in " ".join(text.replace("#", "").split())
+        assert "LEGACY" in text and "deprecated" in text
+        files = [linters.DistinctFile("nixpacks.toml", path, ("node",))]
+        results = linters.lint_all(files, jobs=1)
+        assert results["taplo-lint"][0] == results["taplo-format"][0] == 1
+        findings = [finding for _, found in results.values() for finding in found]
+        assert not findings, "\n\n".join(findings)
