@@ -60,7 +60,7 @@ from dockerfile_parse import DockerfileParser
 from jinja2 import Environment, FileSystemLoader
 
 import matrix
-from conftest import run_tool
+from conftest import exclusive, run_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_node_locks  # from hooks/, which is no package
@@ -1112,8 +1112,15 @@ def compose_healthcheck(tree: Path, port: int) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_image_install_runs_the_bot(preview_tree, wanted, tmp_path, request):
-    tree, answers = preview_tree(wanted), preview_answers(wanted)
+def test_node_image_install_runs_the_bot(preview_tree, wanted, tmp_path, request, bot_suite_lock):
+    # npm ci twice, tsc and a running bot: it takes its turn beside the bot
+    # suites, whose redeploy drills a busy machine would slow past their bounds.
+    with exclusive(bot_suite_lock):
+        check_node_image(preview_tree(wanted), preview_answers(wanted), tmp_path, request)
+
+
+def check_node_image(tree, answers, tmp_path, request) -> None:
+    """Replay the Node image's stages, then run its CMD as the tests above describe."""
     root, app, runtime_env = replay_node_image(tree, answers, tmp_path / "image")
     check_node_runtime_files(root, app, tree, answers)
 
