@@ -45,18 +45,29 @@ def lock_key(answers: dict[str, Any]) -> str:
     """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja).
 
     Keyed by what changes package.json's dependencies: SQLite is built into
-    Node (node:sqlite), so only PostgreSQL (pg) and Redis add packages.
+    Node (node:sqlite), so only PostgreSQL (pg) and Redis add packages, and
+    .railway/railway.ts (railway_config=iac) adds the railway SDK.
     """
     database = "postgres-" if answers["database"] == "postgres" else ""
-    return f"node-{database}{'redis' if answers['redis'] else 'no-redis'}"
+    redis = "redis" if answers["redis"] else "no-redis"
+    iac = "iac" if answers.get("railway_config", "iac") == "iac" else "no-iac"
+    return f"node-{database}{redis}-{iac}"
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:
-    """One representative set of structural answers per kept lock."""
+    """One representative set of structural answers per kept lock.
+
+    The preview combinations take copier.yml's default railway_config (iac);
+    each is also locked without the IaC file, which a bot may choose.
+    """
     sets: dict[str, dict[str, Any]] = {}
     for answers in matrix.preview_combinations():
         if answers.get("runtime") == "node":
-            sets.setdefault(lock_key(answers), answers)
+            for railway_config in matrix.choices("railway_config"):
+                wanted = {**answers, "railway_config": railway_config}
+                if matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})):
+                    continue  # a format copier.yml refuses
+                sets.setdefault(lock_key(wanted), wanted)
     return dict(sorted(sets.items()))
 
 

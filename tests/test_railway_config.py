@@ -30,15 +30,21 @@ import shlex
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pytest
 from test_env_example import config_py, settings_env_names
+from test_generated_node import _environment
 
 import linters
 import matrix
+from conftest import run_tool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+import refresh_node_locks  # from hooks/, which is no package
 
 DATA = Path(__file__).resolve().parent / "data" / "railway"
 # Railway's Config-as-Code schema: no generated file uses that format any more,
@@ -767,12 +773,11 @@ def test_node_railway_settings_start_node(preview_tree, wanted):
     rows = [line for line in doc.splitlines() if TABLE_ROW.match(line)]
     assert rows and not [row for row in rows if PYTHON_TOOLING.search(row)]
 
-    if wanted["railway_config"] == "iac":
-        node = service_node(iac_graph(tree, "production"), slug_of(tree))
-        assert table == {
-            section: {k: display(v) for k, v in node[section].items()}
-            for section in ("build", "deploy")
-        }
+    # The IaC file is TypeScript, in a directory of its own (the CLI refuses
+    # two of .railway/railway.{ts,py,go}); its graph is checked against this
+    # table in test_node_iac_evaluates_like_the_railway_cli.
+    files = sorted(os.listdir(tree / ".railway")) if (tree / ".railway").exists() else []
+    assert files == (["railway.ts"] if wanted["railway_config"] == "iac" else [])
 
     if wanted["builder"] == "railpack":
         path = tree / "railpack.json"
@@ -800,3 +805,289 @@ def test_node_railway_settings_start_node(preview_tree, wanted):
         assert results["taplo-lint"][0] == results["taplo-format"][0] == 1
         findings = [finding for _, found in results.values() for finding in found]
         assert not findings, "\n\n".join(findings)
+
+
+# ------------------------------------------- Node.js preview: railway.ts --
+# How Railway CLI 5.43.1 evaluates a .ts file (src/iac/eval.rs,
+# evaluate_javascript), copied here because the tests must not depend on
+# anything outside the repository: it runs the first `node` on PATH with the
+# arguments below and the file's absolute path after `--`, in the CLI's own
+# working directory and environment, plus NODE_PATH set to the nearest
+# node_modules above the file. It imports the file, takes `partial` (else
+# PARTIAL, else Partial) and the default export (else main, else Railway, else
+# the module itself), calls a function with an empty object and writes one
+# JSON document to stdout. The CLI trims stdout and parses all of it ("node
+# returned non-JSON output" otherwise); a non-zero exit is "node failed to
+# evaluate IaC file." followed by stderr.
+TS_CLI_EVAL = """
+import { pathToFileURL } from "node:url";
+const file = process.argv[1];
+const mod = await import(`${pathToFileURL(file).href}?t=${Date.now()}`);
+const partial = mod.partial ?? mod.PARTIAL ?? mod.Partial ?? undefined;
+let exported = mod.default ?? mod.main ?? mod.Railway ?? mod;
+while (exported && typeof exported === "object" && "default" in exported && exported.name == null && exported.resources == null) {
+  exported = exported.default;
+}
+const project = typeof exported === "function" ? await exported({}) : exported;
+const graph = project && typeof project === "object" && "to_graph" in project ? project.to_graph() : project;
+process.stdout.write(JSON.stringify({ partial, project: graph }));
+"""  # noqa: E501 (the CLI's script, byte for byte)
+TS_CLI_ARGS = [
+    "--experimental-strip-types",
+    "--disable-warning=ExperimentalWarning",
+    "--input-type=module",
+    "-e",
+    TS_CLI_EVAL,
+    "--",
+]
+# The npm SDK (railway 3.11.0, dist/iac/index.js) recognises that script by
+# its text and then runs `$_ --version` (the shell sets `_` to the program it
+# started: the railway binary) and refuses a CLI older than 5.42.1. No
+# railway binary installs here, so a stand-in answers with this version, the
+# one the workflows pin (includes/pins.jinja).
+CLI_VERSION = "5.43.1"
+SQLITE_START = re.compile(r"^sh -c '(.+) migrate && exec \1'$")
+
+
+def _ts_params() -> list:
+    params = []
+    for wanted in matrix.preview_combinations():
+        redis = "redis" if wanted["redis"] else "no-redis"
+        params.append(pytest.param(wanted, id=f"node-{wanted['database']}-{redis}"))
+    # The file's other branches: a connected repository, one environment,
+    # the other builders, and the backup cron service.
+    for extra in (
+        {
+            "database": "sqlite",
+            "redis": True,
+            "builder": "railpack",
+            "deploy_mode": "autodeploy",
+            "staging": False,
+        },
+        {
+            "database": "postgres",
+            "redis": False,
+            "builder": "nixpacks",
+            "deploy_mode": "autodeploy",
+        },
+        {"database": "none", "redis": False, "builder": "railpack", "staging": False},
+        {"database": "postgres", "redis": True, "backups": True, "backup_path": "railway"},
+    ):
+        wanted = {"runtime": "node", "backups": False, **extra}
+        assert not matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})), wanted
+        name = "-".join(str(v) for k, v in extra.items() if k != "redis")
+        params.append(
+            pytest.param(wanted, id=f"node-{name}-{'redis' if extra['redis'] else 'no-redis'}")
+        )
+    return params
+
+
+TS_PARAMS = _ts_params()
+
+
+@pytest.fixture(scope="session")
+def installed_tree(preview_tree):
+    """A preview render with `npm ci` done, as its developers have it; once per worker."""
+    installed: set[Path] = set()
+
+    def tree(wanted: dict) -> Path:
+        path = preview_tree(wanted)
+        if path not in installed:
+            run_tool(refresh_node_locks.npm("ci"), path, _environment(), timeout=600)
+            installed.add(path)
+        return path
+
+    return tree
+
+
+@pytest.fixture(scope="session")
+def railway_binary(tmp_path_factory) -> Callable[[str], Path]:
+    """A stand-in for the railway binary that only answers `--version`."""
+
+    def binary(version: str) -> Path:
+        path = tmp_path_factory.mktemp("railway-cli") / "railway"
+        path.write_text(f'#!/bin/sh\necho "railway {version}"\n', encoding="utf-8")
+        path.chmod(0o755)
+        return path
+
+    return binary
+
+
+def nearest_node_modules(file: Path) -> Path | None:
+    """The CLI's NODE_PATH: the first node_modules directory above the file."""
+    for directory in file.parents:
+        if (directory / "node_modules").is_dir():
+            return directory / "node_modules"
+    return None
+
+
+def ts_cli_eval(
+    tree: Path, env_name: str | None, railway: Path, file: Path | None = None
+) -> subprocess.CompletedProcess:
+    file = (file or tree / ".railway" / "railway.ts").resolve()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"IAC_ENVIRONMENT", "NODE_OPTIONS", "NODE_PATH"}
+    }
+    env["PATH"] = f"{refresh_node_locks.node_bin()}{os.pathsep}{env.get('PATH', '')}"
+    env["_"] = str(railway)
+    if (modules := nearest_node_modules(file)) is not None:
+        env["NODE_PATH"] = str(modules)
+    if env_name is not None:
+        env["IAC_ENVIRONMENT"] = env_name
+    return subprocess.run(
+        [str(refresh_node_locks.node_bin() / "node"), *TS_CLI_ARGS, str(file)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def cli_payload(result: subprocess.CompletedProcess, slug: str) -> dict:
+    """What the CLI would read from an evaluation, refused where it would plan harm."""
+    assert result.returncode == 0, f"node failed to evaluate IaC file.\n{result.stderr}"
+    # All of stdout is one JSON document: anything else printed breaks the plan.
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"partial", "project"}, payload
+    # The partial name the CLI accepts, and the one the file was generated with.
+    assert isinstance(payload["partial"], str) and PARTIAL_NAME.match(payload["partial"])
+    assert payload["partial"] == slug
+    # No default export leaves the module itself as the project: no
+    # resources, so the plan would delete everything the partial owns.
+    project = payload["project"]
+    assert isinstance(project, dict) and project.get("name") == slug, project
+    assert isinstance(project.get("resources"), list) and project["resources"], project
+    return project
+
+
+def expected_from_python(py_graph: dict, wanted: dict) -> dict:
+    """The Python file's graph with what a Node bot runs instead: its commands.
+
+    Nothing else may differ: builders, images, variables, volumes, sources and
+    every other deploy setting come from the same includes/railway/service.jinja.
+    """
+    graph = copy.deepcopy(py_graph)
+    pkg = matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted, "runtime": "python"})[
+        "package_name"
+    ]
+    for node in graph["resources"]:
+        deploy = node.get("deploy", {})
+        if "startCommand" in deploy:
+            start = deploy["startCommand"]
+            if match := SQLITE_START.match(start):
+                # Python migrates in a shell before exec; the Node bot
+                # migrates as it starts, node itself PID 1.
+                assert match.group(1) == f"python -m {pkg}"
+                deploy["startCommand"] = NODE_RUN
+            elif start.endswith(" backup"):
+                assert start == f"python -m {pkg} backup"
+                deploy["startCommand"] = f"{NODE_RUN} backup"
+            else:
+                assert start == f"python -m {pkg}"
+                deploy["startCommand"] = NODE_RUN
+        if "preDeployCommand" in deploy:
+            assert deploy["preDeployCommand"] == [f"python -m {pkg} migrate"]
+            deploy["preDeployCommand"] = [f"{NODE_RUN} migrate"]
+    return graph
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wanted", TS_PARAMS)
+def test_node_iac_evaluates_like_the_railway_cli(
+    installed_tree, preview_tree, railway_binary, wanted
+):
+    """railway.ts, run as the CLI runs it, gives railway.py's graph for the same answers."""
+    tree = installed_tree(wanted)
+    py_tree = preview_tree({**wanted, "runtime": "python"})
+    assert not (tree / ".railway" / "railway.py").exists()
+    assert not (py_tree / ".railway" / "railway.ts").exists()
+    railway = railway_binary(CLI_VERSION)
+    slug = slug_of(tree)
+    envs = ["production", "staging"] if wanted.get("staging", True) else ["production"]
+    for env in envs:
+        project = cli_payload(ts_cli_eval(tree, env, railway), slug)
+        py_result = cli_eval(py_tree, env)
+        assert py_result.returncode == 0, py_result.stderr
+        py_graph = json.loads(py_result.stdout)["project"]
+        assert project == expected_from_python(py_graph, wanted)
+        # The runbook's table is this file's, value for value.
+        assert doc_settings(tree) == {
+            section: {k: display(v) for k, v in service_node(project, slug)[section].items()}
+            for section in ("build", "deploy")
+        }
+    unset = ts_cli_eval(tree, None, railway)
+    if len(envs) > 1:
+        # No environment named: refuse, never guess production.
+        assert unset.returncode != 0 and "IAC_ENVIRONMENT" in unset.stderr
+        assert unset.stdout == ""
+    else:
+        # One fixed configuration: the CLI's bare call is all it needs.
+        assert cli_payload(unset, slug) == cli_payload(
+            ts_cli_eval(tree, "production", railway), slug
+        )
+
+
+def test_node_iac_guards_catch_the_cli_traps(installed_tree, railway_binary):
+    """The checks above fail on the mistakes the CLI would turn into a harmful plan."""
+    wanted = matrix.preview_combinations()[-1]
+    tree = installed_tree(wanted)
+    railway = railway_binary(CLI_VERSION)
+    slug = slug_of(tree)
+    source = (tree / ".railway" / "railway.ts").read_text(encoding="utf-8")
+    cli_payload(ts_cli_eval(tree, "production", railway), slug)
+
+    def evaluate(text: str) -> subprocess.CompletedProcess:
+        assert text != source, "the fault was not introduced"
+        # Beside the real file, so it resolves railway/iac the same way.
+        path = tree / ".railway" / "broken.ts"
+        path.write_text(text, encoding="utf-8")
+        try:
+            return ts_cli_eval(tree, "production", railway, file=path)
+        finally:
+            path.unlink()
+
+    # No default export: the CLI takes the module itself, a project with no
+    # resources, and plans to delete everything the partial owns.
+    assert "export default defineRailway(" in source
+    no_default = evaluate(
+        source.replace("export default defineRailway(", "export const main2 = defineRailway(")
+    )
+    assert no_default.returncode == 0
+    with pytest.raises(AssertionError):
+        cli_payload(no_default, slug)
+    # A partial name the CLI rejects ("Invalid partial export").
+    bad_partial = evaluate(
+        source.replace(f'export const partial = "{slug}";', 'export const partial = "*";')
+    )
+    with pytest.raises(AssertionError):
+        cli_payload(bad_partial, slug)
+    # Anything printed on stdout: the CLI cannot parse the result.
+    chatty = evaluate(
+        source.replace("const SERVICE =", 'console.log("evaluating");\nconst SERVICE =')
+    )
+    assert chatty.returncode == 0
+    with pytest.raises(json.JSONDecodeError):
+        cli_payload(chatty, slug)
+    # The SDK refuses a CLI too old to evaluate it: the file says >= 5.42.1.
+    old = ts_cli_eval(tree, "production", railway_binary("5.42.0"))
+    assert old.returncode != 0 and "Railway CLI 5.42.1 or newer" in old.stderr
+    assert "Railway CLI >= 5.42.1" in source
+
+
+@pytest.mark.slow
+def test_longest_answers_keep_railway_ts_lint_clean(installed_tree):
+    """Prettier, eslint (type-checked) and tsc find nothing in railway.ts at the answers' limits."""
+    tree = installed_tree({"runtime": "node", "backups": False, **LONGEST, "staging": True})
+    assert "\nconst REPO =\n  " in (tree / ".railway" / "railway.ts").read_text(encoding="utf-8")
+    env = _environment()
+    npx = refresh_node_locks.npx
+    run_tool(npx("prettier", "--check", ".railway"), tree, env, timeout=300)
+    run_tool(npx("eslint", ".railway"), tree, env, timeout=300)
+    listed = run_tool(npx("tsc", "-p", ".", "--listFilesOnly"), tree, env, timeout=300)
+    # tsc skips dot-directories it is not pointed at: the file is named in tsconfig.json.
+    assert str(tree / ".railway" / "railway.ts") in listed.splitlines()
+    run_tool(npx("tsc", "-p", "."), tree, env, timeout=300)
