@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_dockerfile import PREVIEW_PARAMS, preview_answers
 
 import matrix
 from conftest import RenderedMatrix, combination_params
@@ -82,17 +83,31 @@ TERMS: tuple[Term, ...] = (
     Term(
         r"\bTEMPLATE_UPDATE_TOKEN\b", lambda a: bool(a["template_updates"]), "template_updates=true"
     ),
+    # Each runtime's toolchain; uv itself runs Copier for both, so only its
+    # project commands count.
+    Term(
+        r"\buv (?:run|sync|lock|add)\b|\bpytest\b|\bpyproject\.toml\b|\buv\.lock\b|\bmypy\b|"
+        r"\bruff\b|\bdiscord\.py\b|\bcogs?\b|\bpython -m\b|`[\w./-]+\.py`",
+        lambda a: a["runtime"] == "python",
+        "runtime=python",
+    ),
+    Term(
+        r"\bnpm\b|\bnode dist/|\bdiscord\.js\b|\bpackage(?:-lock)?\.json\b|`[\w./-]+\.ts`",
+        lambda a: a["runtime"] == "node",
+        "runtime=node",
+    ),
 )
 
 #: Paths named in prose anywhere, backticked or not.
 PATH_IN_PROSE = re.compile(r"\.github/workflows/[\w.-]+\.ya?ml|\bscripts/[\w.-]+\.sh\b")
 #: Backticked words that look like a file of the repository.
 PATH_IN_CODE = re.compile(
-    r"`(\.?[\w-]+(?:/[\w.{}-]+)*\.(?:ya?ml|sh|py|json|toml|md|lock)|Dockerfile|docker/Dockerfile)`"
+    r"`(\.?[\w-]+(?:/[\w.{}-]+)*\.(?:ya?ml|sh|py|ts|json|toml|md|lock)|Dockerfile|docker/Dockerfile)`"
 )
 #: Files the docs name on purpose although the repository lacks them: Railway's
-#: retired config files and objects in the backup bucket.
-NOT_IN_REPOSITORY = {"railway.json", "railway.toml", "latest.json"}
+#: retired config files, objects in the backup bucket, and the example name of
+#: a Node bot's next migration.
+NOT_IN_REPOSITORY = {"railway.json", "railway.toml", "latest.json", "0002_add_streaks.ts"}
 
 
 def _blocks(text: str) -> list[tuple[int, str]]:
@@ -214,9 +229,30 @@ def test_docs_name_only_what_the_combination_has(
     assert not problems, "\n".join(problems)
 
 
+# ------------------------------------------------------- Node.js preview --
+# runtime=node is a preview (tests/matrix.py, PREVIEW_CHOICES): its docs get
+# the same checks, and the runtime terms above keep each runtime's toolchain
+# out of the other's pages. docs/development.md and docs/template.md are the
+# pages whose text differs most between the runtimes.
+PREVIEW_DOCS = ("README.md", "docs/development.md", "docs/template.md")
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_docs_name_only_what_the_combination_has(preview_tree, wanted: Answers) -> None:
+    tree, answers = preview_tree(wanted), preview_answers(wanted)
+    slug = answers["project_slug"]
+    problems: list[str] = []
+    for doc in PREVIEW_DOCS:
+        text = (tree / doc).read_text(encoding="utf-8")
+        problems += term_problems(doc, text, answers, slug, slug.replace("-", "_"))
+        problems += path_problems(doc, text, tree)
+    assert not problems, "\n".join(problems)
+
+
 # ------------------------------------------------------ the checks themselves --
 def test_a_term_outside_its_combination_is_caught() -> None:
     answers = {
+        "runtime": "python",
         "database": "none",
         "redis": False,
         "deploy_mode": "actions",
@@ -227,6 +263,13 @@ def test_a_term_outside_its_combination_is_caught() -> None:
     [problem] = term_problems("README.md", text, answers, "pingu", "pingu")
     assert "README.md:3" in problem and "redis=true" in problem
     assert term_problems("README.md", "The lock lives nowhere.\n", answers, "p", "p") == []
+    # Each runtime's toolchain stays out of the other's pages.
+    [problem] = term_problems("README.md", "Run `npm test`.\n", answers, "p", "p")
+    assert "runtime=node" in problem
+    node = {**answers, "runtime": "node"}
+    [problem] = term_problems("README.md", "Run `uv run pytest`.\n", node, "p", "p")
+    assert "runtime=python" in problem
+    assert term_problems("README.md", "Copier runs through `uvx`.\n", node, "p", "p") == []
 
 
 def test_a_missing_path_is_caught(tmp_path: Path) -> None:
