@@ -36,6 +36,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from test_env_example import config_py, settings_env_names
 from test_generated_node import _environment
 
@@ -1091,3 +1092,42 @@ def test_longest_answers_keep_railway_ts_lint_clean(installed_tree):
     # tsc skips dot-directories it is not pointed at: the file is named in tsconfig.json.
     assert str(tree / ".railway" / "railway.ts") in listed.splitlines()
     run_tool(npx("tsc", "-p", "."), tree, env, timeout=300)
+
+
+def test_node_ci_evaluation_step_runs(installed_tree):
+    """CI's railway-config step (ci.yml) passes on the file and fails without a default export."""
+    wanted = matrix.preview_combinations()[-1]
+    tree = installed_tree(wanted)
+    ci = yaml.safe_load((tree / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    steps = ci["jobs"]["railway-config"]["steps"]
+    script = next(s["run"] for s in steps if s.get("name") == "Evaluate .railway/railway.ts")
+    env = {k: v for k, v in _environment().items() if k != "IAC_ENVIRONMENT"}
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    result = run()
+    assert result.returncode == 0, result.stderr
+    slug = slug_of(tree)
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["staging", "production"]
+    assert all(f"service.{slug}" in line for line in lines)
+
+    path = tree / ".railway" / "railway.ts"
+    source = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(
+            source.replace("export default ", "export const railway = "), encoding="utf-8"
+        )
+        broken = run()
+    finally:
+        path.write_text(source, encoding="utf-8")
+    assert broken.returncode != 0 and "no default export" in broken.stderr

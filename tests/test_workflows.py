@@ -583,12 +583,51 @@ WORKFLOW_LINTERS = {"actionlint", "zizmor", "yamllint", "workflow-schema"}
 def test_node_ci_passes_the_workflow_linters(preview_tree, wanted: dict[str, Any]) -> None:
     """The same linters, with the same settings, that test_lint.py runs on the matrix."""
     tree = preview_tree(wanted)
-    relpath = ".github/workflows/ci.yml"
-    results = linters.lint_all([linters.DistinctFile(relpath, tree / relpath, ("node",))], jobs=1)
+    relpaths = [
+        f".github/workflows/{name}"
+        for name in ("ci.yml", "deploy.yml", "manual-deploy.yml")
+        if (tree / ".github" / "workflows" / name).is_file()
+    ]
+    # The deploy workflows as well: they set up Node to apply .railway/railway.ts.
+    assert len(relpaths) == (3 if preview_answers(wanted)["deploy_mode"] == "actions" else 1)
+    files = [linters.DistinctFile(relpath, tree / relpath, ("node",)) for relpath in relpaths]
+    results = linters.lint_all(files, jobs=1)
     ran = {name for name, (count, _) in results.items() if count}
     assert ran >= WORKFLOW_LINTERS, ran
+    assert all(results[name][0] == len(files) for name in WORKFLOW_LINTERS), results
     findings = [finding for _, found in results.values() for finding in found]
     assert not findings, "\n\n".join(findings)
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_deploy_applies_railway_ts(preview_tree, wanted: dict[str, Any]) -> None:
+    """The deploy workflows give the CLI node and the railway SDK, then the same plan and apply."""
+    tree = preview_tree(wanted)
+    found = workflows(tree)
+    sha, _ = pinned_actions()["actions/setup-node"]
+    for name in ("deploy.yml", "manual-deploy.yml"):
+        text = (tree / ".github" / "workflows" / name).read_text(encoding="utf-8")
+        assert not PYTHON_TOOLS.findall(text) and "python" not in text, name
+        assert "railway.py" not in text, name
+        workflow = found[name]
+        check_token_scope(workflow)
+        steps = workflow["jobs"]["deploy"]["steps"]
+        names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps]
+        apply = names.index("Apply .railway/railway.ts")
+        # Node from .nvmrc, then the locked packages, before the CLI runs.
+        assert names[apply - 2 : apply] == ["actions/setup-node", "Install dependencies"], names
+        assert steps[apply - 2]["uses"] == f"actions/setup-node@{sha}"
+        assert steps[apply - 2]["with"]["node-version-file"] == ".nvmrc"
+        assert steps[apply - 1]["run"] == "npm ci --ignore-scripts"
+        assert "RAILWAY_TOKEN" not in steps[apply - 1].get("env", {})
+        assert names.index("Install the Railway CLI") < apply
+        script = steps[apply]["run"]
+        assert "railway config plan --json" in script and "railway config apply --yes" in script
+        assert "railway config plan --detailed-exit-code" in script
+        assert "--confirm-destructive" not in script
+        # railway.ts reads the environment it targets from here.
+        env = workflow["jobs"]["deploy"]["env"]
+        assert env["IAC_ENVIRONMENT"] == env["TARGET"]
 
 
 @pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
@@ -607,10 +646,25 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
     expected = set(NODE_RUNS)
     if answers["builder"] == "dockerfile":
         expected.add("image")
-    # No railway-config job: it evaluates .railway/railway.py with uv.
+    if answers["railway_config"] != "none":
+        expected.add("railway-config")
     assert set(jobs) == expected
     for job, runs in NODE_RUNS.items():
         assert [s["run"] for s in jobs[job]["steps"] if "run" in s] == runs, job
+    if answers["railway_config"] == "iac":
+        # .railway/railway.ts evaluated as the CLI evaluates it, with node and
+        # the railway SDK from npm ci (test_railway_config.py runs this step).
+        steps = jobs["railway-config"]["steps"]
+        sha, _ = pinned_actions()["actions/setup-node"]
+        assert [s.get("uses", s.get("run", "").split("\n")[0]) for s in steps][1:3] == [
+            f"actions/setup-node@{sha}",
+            "npm ci --ignore-scripts",
+        ]
+        script = steps[-1]["run"]
+        assert "IAC_ENVIRONMENT" in script and ".railway/railway.ts" in script
+        assert "--experimental-strip-types" in script and "mod.default({})" in script
+        for environment in environments(answers):
+            assert environment in script
 
     # Every npm script CI runs is one the render's package.json defines.
     scripts = json.loads((tree / "package.json").read_text(encoding="utf-8"))["scripts"]
