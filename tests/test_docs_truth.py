@@ -234,7 +234,7 @@ def test_docs_name_only_what_the_combination_has(
 # the same checks, and the runtime terms above keep each runtime's toolchain
 # out of the other's pages. docs/development.md and docs/template.md are the
 # pages whose text differs most between the runtimes.
-PREVIEW_DOCS = ("README.md", "docs/development.md", "docs/template.md")
+PREVIEW_DOCS = ("DEPLOYMENT.md", "README.md", "docs/development.md", "docs/template.md")
 
 
 @pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
