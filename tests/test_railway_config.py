@@ -779,6 +779,16 @@ def test_node_railway_settings_start_node(preview_tree, wanted):
     # table in test_node_iac_evaluates_like_the_railway_cli.
     files = sorted(os.listdir(tree / ".railway")) if (tree / ".railway").exists() else []
     assert files == (["railway.ts"] if wanted["railway_config"] == "iac" else [])
+    # Every `railway ...` command the Node bot's runbook and IaC file give parses.
+    lines = [
+        line
+        for path in (tree / "DEPLOYMENT.md", tree / ".railway" / "railway.ts")
+        if path.is_file()
+        for line in railway_lines(path.read_text(encoding="utf-8"))
+    ]
+    assert any("railway up --ci" in line for line in lines)
+    for line in lines:
+        check_railway_command(line)
 
     if wanted["builder"] == "railpack":
         path = tree / "railpack.json"
