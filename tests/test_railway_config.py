@@ -958,6 +958,39 @@ def ts_cli_eval(
     )
 
 
+# Calls the default export with a context of the caller's choice (not the
+# CLI's script, so the SDK runs no CLI version check).
+TS_CALL = """
+import { pathToFileURL } from "node:url";
+const [file, ctx] = process.argv.slice(1);
+const mod = await import(pathToFileURL(file).href);
+process.stdout.write(JSON.stringify(await mod.default(JSON.parse(ctx))));
+"""
+
+
+def ts_call(tree: Path, ctx: dict) -> dict:
+    env = {k: v for k, v in _environment().items() if k != "IAC_ENVIRONMENT"}
+    result = subprocess.run(
+        [
+            str(refresh_node_locks.node_bin() / "node"),
+            *TS_CLI_ARGS[:3],
+            "-e",
+            TS_CALL,
+            "--",
+            str(tree / ".railway" / "railway.ts"),
+            json.dumps(ctx),
+        ],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def cli_payload(result: subprocess.CompletedProcess, slug: str) -> dict:
     """What the CLI would read from an evaluation, refused where it would plan harm."""
     assert result.returncode == 0, f"node failed to evaluate IaC file.\n{result.stderr}"
@@ -1030,6 +1063,12 @@ def test_node_iac_evaluates_like_the_railway_cli(
             section: {k: display(v) for k, v in service_node(project, slug)[section].items()}
             for section in ("build", "deploy")
         }
+        if len(envs) > 1:
+            # A caller that names the environment in the context (as the
+            # SDK's createRailwayContext does) gets the same graph, with
+            # IAC_ENVIRONMENT unset.
+            for ctx in ({"environment": env}, {"environmentName": env}):
+                assert ts_call(tree, ctx) == project, ctx
     unset = ts_cli_eval(tree, None, railway)
     if len(envs) > 1:
         # No environment named: refuse, never guess production.
