@@ -11,6 +11,12 @@
   in-process and through the Railway CLI's own six-step inline script in a
   `python -c` subprocess (IAC.md sections 1 and 7), for every environment;
   the graph is checked for what the CLI would reject or delete.
+- The Node preview's .railway/railway.ts is evaluated with the Railway CLI's
+  own node script (CLI 5.43.1), after `npm ci` in the render, and must give
+  the graph railway.py gives for the same answers, start and migrate
+  commands aside; the traps the CLI turns into harm (no default export, a
+  bad partial name, stdout) must fail the checks; every variant of the file
+  passes the bot's Prettier, eslint and tsc; CI's evaluation step runs.
 - With backup_path=railway: PostgreSQL's backup cron service (the bot's
   source, a Dockerfile build that installs pg_dump 18, a daily schedule, a
   bounded restart policy, no healthcheck, every hand-set variable kept by

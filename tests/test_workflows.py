@@ -21,7 +21,9 @@ job; this file checks what the workflows do, per option:
 - dependabot.yml: the uv, github-actions and docker ecosystems, grouped;
 - the Node.js preview's CI (every matrix.preview_combinations() render): npm
   and the pinned Node instead of uv, the same services and security rules,
-  and clean under the same workflow linters.
+  a railway-config job that evaluates .railway/railway.ts; its deploy
+  workflows set up Node and npm ci before the same plan and apply; all of
+  them clean under the same workflow linters.
 """
 
 from __future__ import annotations
