@@ -700,3 +700,46 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
         assert [s["uses"] for s in setup] == [f"actions/setup-node@{sha}"], job
         cache = {"cache": "npm"} if job != "audit" else {}
         assert setup[0]["with"] == {"node-version-file": ".nvmrc", **cache}, job
+
+
+@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
+def test_node_dependabot_and_template_update(preview_tree, wanted: dict[str, Any]) -> None:
+    """npm's ecosystem instead of uv's, and the update job relocks with the Node of .nvmrc."""
+    tree, answers = preview_tree(wanted), preview_answers(wanted)
+    results = linters.lint_all(
+        [
+            linters.DistinctFile(relpath, tree / relpath, ("node",))
+            for relpath in (".github/dependabot.yml", ".github/workflows/template-update.yml")
+        ],
+        jobs=1,
+    )
+    assert {name for name, (count, _) in results.items() if count} >= {
+        "dependabot-schema",
+        "actionlint",
+        "zizmor",
+    }
+    findings = [finding for _, found in results.values() for finding in found]
+    assert not findings, "\n\n".join(findings)
+
+    config = load(tree / ".github" / "dependabot.yml")
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"npm", "github-actions", "docker"}
+    for update in updates.values():
+        assert update["groups"] and update["cooldown"]["default-days"] >= 7
+        assert update.get("target-branch") == ("develop" if answers["staging"] else None)
+    # A new Node major moves .nvmrc, engines and the image together, on purpose.
+    ignored = {(i["dependency-name"], *i["update-types"]) for i in updates["docker"]["ignore"]}
+    assert ignored == {("node", "version-update:semver-major")}
+    assert updates["npm"]["ignore"] == [
+        {"dependency-name": "@types/node", "update-types": ["version-update:semver-major"]}
+    ]
+    assert "@types/node" in json.loads((tree / "package.json").read_text())["devDependencies"]
+
+    workflow = workflows(tree)["template-update.yml"]
+    steps = workflow["jobs"]["update"]["steps"]
+    uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
+    # uv runs Copier; Node relocks package-lock.json. Neither caches: the job
+    # writes to the repository.
+    assert uses == ["actions/checkout", "astral-sh/setup-uv", "actions/setup-node"]
+    setup_node = next(s for s in steps if s.get("uses", "").startswith("actions/setup-node@"))
+    assert setup_node["with"] == {"node-version-file": ".nvmrc"}
