@@ -61,20 +61,23 @@ SCHEMA = json.loads((DATA / "railway.schema.json").read_text(encoding="utf-8"))
 BUILDERS = {"dockerfile": "DOCKERFILE", "railpack": "RAILPACK", "nixpacks": "NIXPACKS"}
 RETIRED = "2026-12-01"  # Railway stopped reading railway.json and railway.toml
 
-# The CLI's evaluation of a .py file (IAC.md section 1, steps 1-6), as one
-# `python3 -c` script taking the file's path; run from the project root.
-CLI_EVAL = """\
+# The CLI's evaluation of a .py file, as one `python3 -c` script taking the
+# file's path, run from the project root: the script of `evaluate_python` in
+# Railway CLI 5.43.1's src/iac/eval.rs, byte for byte. Note the `or` chains:
+# an empty PARTIAL falls through to `partial`, and a falsy `main` to `default`.
+CLI_EVAL = """
 import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("railway_iac_user", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-partial = getattr(module, "PARTIAL", getattr(module, "Partial", getattr(module, "partial", None)))
-candidate = getattr(module, "main", getattr(module, "Railway", getattr(module, "default", None)))
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location("railway_iac_user", path)
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+partial = getattr(mod, "PARTIAL", None) or getattr(mod, "Partial", None) or getattr(mod, "partial", None)
+candidate = getattr(mod, "main", None) or getattr(mod, "Railway", None) or getattr(mod, "default", None)
 project = candidate() if callable(candidate) else candidate
 if hasattr(project, "to_graph"):
     project = project.to_graph()
 print(json.dumps({"partial": partial, "project": project}, default=str))
-"""
+"""  # noqa: E501 (the CLI's own lines, kept as they are)
 PARTIAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
 COMBOS = matrix.combinations()
 
