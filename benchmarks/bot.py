@@ -21,18 +21,25 @@ Targets: a standby healthy within 0.35 s (median) in at most 60 MB, an
 active bot in at most 75 MB. The exit status is 1 when this section misses
 them, else 0.
 
-Then it compares the two runtimes side by side where both exist,
-database=none and redis=true: the Python bot as above, and the Node.js
+Then it compares the two runtimes side by side where both exist, for
+database=none, redis=true and for database=postgres, redis=true (the
+variant DEPLOYMENT.md quotes): the Python bot as above, and the Node.js
 preview (runtime=node, rendered from tests/matrix.py's preview template)
 installed as its image would be (``npm ci``, ``npm run build``, then ``npm
 prune --omit=dev``, so node_modules holds only production dependencies)
 and started as ``node dist/main.js``. Each runtime gets the same
-measurements: as a standby (this script holds the bot's Redis lock key,
-``<package>:<environment>:leader``), as the active bot on the project's own
-fake Discord (tests/fake_discord.py or tests/fakeDiscord.ts), and /health
-requests per second (each request pings Redis). It prints a table and says
-per runtime whether the same targets are met; this section only reports and
-never changes the exit status. ``--runtimes-only`` runs just this section.
+measurements: as a standby, as the active bot on the project's own fake
+Discord (tests/fake_discord.py or tests/fakeDiscord.ts), and /health
+requests per second (each request pings the database and Redis). To keep
+the standbys standing by, this script holds the bot's redeploy lock: without
+a database, its Redis key ``<namespace>:<environment>:leader``; with
+PostgreSQL, a session advisory lock whose key both runtimes derive from
+that name (the first 8 bytes of its SHA-256), in a scratch database of the
+bot's own that its ``migrate`` command has migrated. The Python bot with
+database=postgres is measured once, for the first section and its column
+of the comparison. It prints a table per variant and says per runtime
+whether the same targets are met; the comparison only reports and never
+changes the exit status. ``--runtimes-only`` runs just the comparison.
 
 Needs PostgreSQL and Redis: BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/test, a server where a database may be
@@ -44,6 +51,7 @@ template's dev environment installs the pinned release), else on PATH.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import os
 import re
@@ -55,6 +63,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -71,13 +81,15 @@ TARGET_STANDBY_RSS_MB = 60
 TARGET_ACTIVE_RSS_MB = 75
 #: Seconds a bot idles before its memory is read.
 IDLE_SECONDS = 3.0
-ANSWERS = {"database": "postgres", "redis": True}
+ANSWERS: dict[str, object] = {"database": "postgres", "redis": True}
 ENVIRONMENT = "benchmark"
 RPS_SECONDS = 5.0
-#: The combination both runtimes are built for: the side-by-side comparison.
-COMPARED_ANSWERS = {"database": "none", "redis": True}
+#: The combinations both runtimes are compared on, side by side: the lightest
+#: with a redeploy lock, and the one DEPLOYMENT.md quotes (ANSWERS).
+COMPARED_ANSWERS: tuple[dict[str, object], ...] = ({"database": "none", "redis": True}, ANSWERS)
 RUNTIMES = ("python", "node")
-#: How long this script holds a bot's Redis lock key while its standbys run.
+#: How long this script holds a bot's Redis lock key while its standbys run
+#: (with PostgreSQL, it holds the advisory lock on a connection instead).
 HOLD_MILLISECONDS = 600_000
 
 
@@ -362,83 +374,56 @@ def measure_active(bot: Bot, env: dict[str, str], runs: int) -> list[float]:
         fake.wait(timeout=15)
 
 
-def postgres_section(root: Path, runs: int, server_url: str, redis_url: str) -> bool:
-    """The Python bot with PostgreSQL and Redis: prints its results; True when targets are met."""
-    project = matrix.render(ANSWERS, root / "project")
-    bot = python_bot(project)
-    python, package = bot.command[0], package_name(project)
+def lock_key(name: str) -> int:
+    """The PostgreSQL advisory lock key both runtimes derive from a lock name.
 
+    The first 8 bytes of the name's SHA-256, as a signed big-endian integer:
+    ``lock_key`` in the Python bot's leader.py, ``lockKey`` in the Node bot's
+    leader.ts.
+    """
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def variant(answers: dict[str, object]) -> str:
+    return f"database={answers['database']}, redis={str(answers['redis']).lower()}"
+
+
+def render_bot(runtime: str, answers: dict[str, object], root: Path) -> Bot:
+    """Render and install one runtime's bot with ``answers``."""
+    dst = root / f"{runtime}-{answers['database']}-{'redis' if answers['redis'] else 'no-redis'}"
+    if runtime == "node":
+        project = matrix.render({"runtime": "node", **answers}, dst, src=matrix.preview_template())
+        return node_bot(project)
+    return python_bot(matrix.render(answers, dst))
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server, dropped afterwards: its URL."""
     database = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
-    url = urlsplit(server_url)._replace(path=f"/{database}").geturl()
-    env = {
-        "PATH": os.environ["PATH"],
-        "DISCORD_TOKEN": "benchmark-token",
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "RAILWAY_ENVIRONMENT_NAME": ENVIRONMENT,
-        "LOG_LEVEL": "WARNING",
-    }
     try:
-        subprocess.run([python, "-m", package, "migrate"], cwd=project, env=env, check=True)
-        # Hold the bot's own redeploy lock, so every bot started here stays a
-        # standby and never reaches for Discord.
-        key = subprocess.run(
-            [
-                python,
-                "-c",
-                f"from {package}.leader import lock_key; "
-                f"print(lock_key('{package}:{ENVIRONMENT}:leader'))",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        with psycopg.connect(url, autocommit=True) as holder:
-            holder.execute(f"SELECT pg_advisory_lock({int(key)})")
-            healthy, standby_rss, rps = measure_standby(bot, env, runs)
-        active_rss = measure_active(bot, env, max(1, runs // 2))
+        yield urlsplit(server_url)._replace(path=f"/{database}").geturl()
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
-    measures = Measures(healthy, standby_rss, active_rss, rps)
-    median = statistics.median(healthy)
-    standby = statistics.median(standby_rss)
-    active = statistics.median(active_rss)
-    print("project: database=postgres, redis=true, installed as in the Docker image")
-    print(
-        f"standby, start to healthy: median {median:.3f} s, worst {max(healthy):.3f} s "
-        f"over {len(healthy)} starts (target <= {TARGET_HEALTHY_SECONDS} s)"
-    )
-    print(
-        f"standby, idle RSS: median {standby:.1f} MB, worst {max(standby_rss):.1f} MB "
-        f"(target <= {TARGET_STANDBY_RSS_MB} MB)"
-    )
-    print(
-        f"active on the fake gateway, idle RSS: median {active:.1f} MB, "
-        f"worst {max(active_rss):.1f} MB over {len(active_rss)} starts "
-        f"(target <= {TARGET_ACTIVE_RSS_MB} MB)"
-    )
-    print(f"/health: {rps:.0f} requests/s over one keep-alive connection for {RPS_SECONDS:.0f} s")
-    ok = not measures.misses()
-    print("targets met" if ok else "TARGETS MISSED")
-    return ok
 
+def measure_runtime(
+    runtime: str, answers: dict[str, object], root: Path, runs: int, server_url: str, redis_url: str
+) -> Measures:
+    """Render, install and measure one runtime's bot with ``answers``.
 
-def measure_runtime(runtime: str, root: Path, runs: int, redis_url: str) -> Measures:
-    """Render, install and measure one runtime's bot with COMPARED_ANSWERS."""
-    dst = root / f"runtime-{runtime}"
-    if runtime == "node":
-        project = matrix.render(
-            {"runtime": "node", **COMPARED_ANSWERS}, dst, src=matrix.preview_template()
-        )
-        bot = node_bot(project)
-    else:
-        bot = python_bot(matrix.render(COMPARED_ANSWERS, dst))
+    With PostgreSQL, the bot gets a scratch database, migrated with its own
+    ``migrate`` command, and its redeploy lock is a session advisory lock
+    there; else it is its Redis key. This script holds that lock while the
+    standbys run.
+    """
+    bot = render_bot(runtime, answers, root)
     # An environment of its own, so no two bots (or runs of this script) share a key.
     environment = f"{ENVIRONMENT}-{runtime}-{uuid.uuid4().hex[:8]}"
+    lock_name = f"{bot.key_namespace}:{environment}:leader"
     env = {
         "PATH": os.environ["PATH"],
         "DISCORD_TOKEN": "benchmark-token",
@@ -446,14 +431,26 @@ def measure_runtime(runtime: str, root: Path, runs: int, redis_url: str) -> Meas
         "RAILWAY_ENVIRONMENT_NAME": environment,
         "LOG_LEVEL": "WARNING",
     }
-    key = f"{bot.key_namespace}:{environment}:leader"
     client = redis.Redis.from_url(redis_url)
     try:
-        # Hold the bot's own lock key, so every bot started here stays a standby.
-        client.set(key, "benchmark-holder", px=HOLD_MILLISECONDS)
-        healthy, standby_rss, rps = measure_standby(bot, env, runs)
-        client.delete(key)
-        active_rss = measure_active(bot, env, max(1, runs // 2))
+        with ExitStack() as stack:
+            if answers["database"] == "postgres":
+                env["DATABASE_URL"] = stack.enter_context(scratch_database(server_url))
+                subprocess.run([*bot.command, "migrate"], cwd=bot.project, env=env, check=True)
+                holder = stack.enter_context(psycopg.connect(env["DATABASE_URL"], autocommit=True))
+                holder.execute(f"SELECT pg_advisory_lock({lock_key(lock_name)})")
+                release = holder.close
+            else:
+                client.set(lock_name, "benchmark-holder", px=HOLD_MILLISECONDS)
+
+                def release() -> None:
+                    client.delete(lock_name)
+
+            # Every bot started while this script holds the bot's own redeploy
+            # lock stays a standby and never reaches for Discord.
+            healthy, standby_rss, rps = measure_standby(bot, env, runs)
+            release()
+            active_rss = measure_active(bot, env, max(1, runs // 2))
     finally:
         # The lock, its lease record and whatever else the bots wrote (the
         # active bot's record of its command sync): every key of this environment.
@@ -464,9 +461,36 @@ def measure_runtime(runtime: str, root: Path, runs: int, redis_url: str) -> Meas
     return Measures(healthy, standby_rss, active_rss, rps)
 
 
-def runtimes_section(root: Path, runs: int, redis_url: str) -> None:
-    """Both runtimes side by side with COMPARED_ANSWERS; prints a table, decides nothing."""
-    results = {runtime: measure_runtime(runtime, root, runs, redis_url) for runtime in RUNTIMES}
+def postgres_section(measures: Measures) -> bool:
+    """The Python bot with ANSWERS: prints its results; True when targets are met."""
+    median = statistics.median(measures.healthy)
+    standby = statistics.median(measures.standby_rss)
+    active = statistics.median(measures.active_rss)
+    print(f"project: {variant(ANSWERS)}, installed as in the Docker image")
+    print(
+        f"standby, start to healthy: median {median:.3f} s, worst {max(measures.healthy):.3f} s "
+        f"over {len(measures.healthy)} starts (target <= {TARGET_HEALTHY_SECONDS} s)"
+    )
+    print(
+        f"standby, idle RSS: median {standby:.1f} MB, worst {max(measures.standby_rss):.1f} MB "
+        f"(target <= {TARGET_STANDBY_RSS_MB} MB)"
+    )
+    print(
+        f"active on the fake gateway, idle RSS: median {active:.1f} MB, "
+        f"worst {max(measures.active_rss):.1f} MB over {len(measures.active_rss)} starts "
+        f"(target <= {TARGET_ACTIVE_RSS_MB} MB)"
+    )
+    print(
+        f"/health: {measures.rps:.0f} requests/s over one keep-alive connection "
+        f"for {RPS_SECONDS:.0f} s"
+    )
+    ok = not measures.misses()
+    print("targets met" if ok else "TARGETS MISSED")
+    return ok
+
+
+def runtimes_table(answers: dict[str, object], results: dict[str, Measures]) -> None:
+    """Both runtimes side by side with ``answers``: prints a table, decides nothing."""
     rows = [
         ("standby, start to healthy (median)", lambda m: f"{statistics.median(m.healthy):.3f} s"),
         ("standby, start to healthy (worst)", lambda m: f"{max(m.healthy):.3f} s"),
@@ -477,7 +501,7 @@ def runtimes_section(root: Path, runs: int, redis_url: str) -> None:
         ("/health requests/s", lambda m: f"{m.rps:.0f}"),
     ]
     label_width = max(len(label) for label, _ in rows) + 2
-    print("runtime comparison: database=none, redis=true, installed as in each image")
+    print(f"runtime comparison: {variant(answers)}, installed as in each image")
     first = next(iter(results.values()))
     print(
         f"({len(first.healthy)} standby starts after one warm-up, "
@@ -503,7 +527,7 @@ def main() -> int:
     parser.add_argument(
         "--runtimes-only",
         action="store_true",
-        help="only the Python and Node.js comparison (database=none, redis=true)",
+        help="only the Python and Node.js comparison",
     )
     args = parser.parse_args()
     server_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -511,11 +535,25 @@ def main() -> int:
 
     root = args.keep or Path(matrix.scratch_dir("crb-bench-"))
     ok = True
+    # Each (runtime, answers) is measured once: the first section's Python bot
+    # is also the comparison's Python column for the same answers.
+    measured: dict[tuple[str, str], Measures] = {}
+
+    def measure(runtime: str, answers: dict[str, object]) -> Measures:
+        done = (runtime, variant(answers))
+        if done not in measured:
+            measured[done] = measure_runtime(
+                runtime, answers, root, args.runs, server_url, redis_url
+            )
+        return measured[done]
+
     try:
         if not args.runtimes_only:
-            ok = postgres_section(root, args.runs, server_url, redis_url)
+            ok = postgres_section(measure("python", ANSWERS))
             print(flush=True)
-        runtimes_section(root, args.runs, redis_url)
+        for answers in COMPARED_ANSWERS:
+            runtimes_table(answers, {runtime: measure(runtime, answers) for runtime in RUNTIMES})
+            print(flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
