@@ -45,10 +45,17 @@ def lock_key(answers: dict[str, Any]) -> str:
     """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja).
 
     Keyed by what changes package.json's dependencies: SQLite is built into
-    Node (node:sqlite), so only PostgreSQL (pg) and Redis add packages.
+    Node (node:sqlite), so only PostgreSQL (pg), Redis (ioredis) and private
+    backups (age-encryption) add packages.
     """
     database = "postgres-" if answers["database"] == "postgres" else ""
-    return f"node-{database}{'redis' if answers['redis'] else 'no-redis'}"
+    key = f"node-{database}{'redis' if answers['redis'] else 'no-redis'}"
+    railway_backups = (
+        answers["database"] != "none"
+        and answers.get("backups", answers["database"] != "none")
+        and answers.get("backup_path", "railway") == "railway"
+    )
+    return key + ("-backups" if railway_backups else "")
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:

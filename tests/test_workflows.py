@@ -609,8 +609,18 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
         expected.add("image")
     # No railway-config job: it evaluates .railway/railway.py with uv.
     assert set(jobs) == expected
+    railway_backups = (
+        answers["database"] != "none" and answers["backups"] and answers["backup_path"] == "railway"
+    )
     for job, runs in NODE_RUNS.items():
-        assert [s["run"] for s in jobs[job]["steps"] if "run" in s] == runs, job
+        steps = [s for s in jobs[job]["steps"] if "run" in s]
+        if job == "test" and railway_backups:
+            # The reference age tool, which the backup tests then require.
+            age = steps.pop(1)
+            assert age["name"] == "Install age", age
+            assert age["run"].endswith("--no-install-recommends age"), age
+            assert steps[-1]["env"] == {"REQUIRE_AGE": "1"}
+        assert [s["run"] for s in steps] == runs, job
 
     # Every npm script CI runs is one the render's package.json defines.
     scripts = json.loads((tree / "package.json").read_text(encoding="utf-8"))["scripts"]
