@@ -45,13 +45,19 @@ def lock_key(answers: dict[str, Any]) -> str:
     """The kept lock a bot with these answers uses (mirrors package-lock.json.jinja).
 
     Keyed by what changes package.json's dependencies: SQLite is built into
-    Node (node:sqlite), so only PostgreSQL (pg) and Redis add packages, and
-    .railway/railway.ts (railway_config=iac) adds the railway SDK.
+    Node (node:sqlite), so only PostgreSQL (pg), Redis (ioredis), private
+    backups (age-encryption) and .railway/railway.ts (railway_config=iac: the
+    railway SDK) add packages.
     """
     database = "postgres-" if answers["database"] == "postgres" else ""
     redis = "redis" if answers["redis"] else "no-redis"
     iac = "iac" if answers.get("railway_config", "iac") == "iac" else "no-iac"
-    return f"node-{database}{redis}-{iac}"
+    railway_backups = (
+        answers["database"] != "none"
+        and answers.get("backups", answers["database"] != "none")
+        and answers.get("backup_path", "railway") == "railway"
+    )
+    return f"node-{database}{redis}-{iac}" + ("-backups" if railway_backups else "")
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:

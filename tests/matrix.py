@@ -257,11 +257,11 @@ def template_copy() -> Path:
 #: to copier.yml, and out of here, once it keeps every promise of the others.
 PREVIEW_CHOICES: dict[str, dict[str, str]] = {"runtime": {"Node.js (discord.js)": "node"}}
 #: The answers each preview choice is built for so far; the tests render
-#: every combination of these and nothing else (no backups yet).
+#: every combination of these that copier.yml accepts, and nothing else.
 PREVIEW_SCOPE: dict[str, Any] = {
     "database": ["none", "sqlite", "postgres"],
     "redis": [False, True],
-    "backups": [False],
+    "backups": [False, True],
 }
 
 
@@ -285,14 +285,27 @@ def preview_template() -> Path:
 
 
 def preview_combinations() -> list[dict[str, Any]]:
-    """The structural answers of every preview combination, defaults elsewhere."""
+    """The structural answers of every valid preview combination, defaults elsewhere.
+
+    A product of PREVIEW_SCOPE holds answers copier.yml refuses (backups with
+    no database): its validators leave them out, as they would for a user.
+    """
     combos = []
     for name, offered in PREVIEW_CHOICES.items():
         for value in offered.values():
             names = list(PREVIEW_SCOPE)
             for values in itertools.product(*PREVIEW_SCOPE.values()):
-                combos.append({name: value, **dict(zip(names, values, strict=True))})
+                answers = {name: value, **dict(zip(names, values, strict=True))}
+                if not errors(complete({**REQUIRED_ANSWERS, **answers})):
+                    combos.append(answers)
     return combos
+
+
+def preview_id(answers: dict[str, Any]) -> str:
+    """A preview combination's test id: runtime-database-redis, and -backups when on."""
+    redis = "redis" if answers["redis"] else "no-redis"
+    backups = "-backups" if answers.get("backups") else ""
+    return f"{answers['runtime']}-{answers['database']}-{redis}{backups}"
 
 
 def quick_start() -> list[str]:

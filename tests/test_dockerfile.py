@@ -289,10 +289,19 @@ def workdir(stage: dict) -> str:
 
 
 def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
-    """build, deps and runtime on the pinned Node; returns the runtime stage."""
+    """build, deps, runtime (and pgdg for private backups) on the pinned Node; returns runtime."""
     node = pinned_images(answers["python_version"])["node"]
-    assert [s["from"] for s in all_stages] == [node] * 3
-    build, deps, runtime = all_stages
+    pg_client = (
+        answers["database"] == "postgres"
+        and answers.get("backups")
+        and answers.get("backup_path") == "railway"
+    )
+    assert [s["from"] for s in all_stages] == [node] * (4 if pg_client else 3)
+    if pg_client:
+        build, deps, pgdg, runtime = all_stages
+        check_postgres_client(pgdg, runtime)
+    else:
+        build, deps, runtime = all_stages
 
     # Build stage, in order: the dependency layer from the manifest and lock
     # alone (dev dependencies included: tsc is one), then the sources and the
@@ -315,6 +324,9 @@ def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
     # Runtime stage: production node_modules, the manifest and dist/, nothing
     # else (no sources, no dev dependencies, no npm step).
     copies = [v for i, v in runtime["instructions"] if i == "COPY"]
+    if pg_client:
+        assert copies[0] == f"--from={pgdg['name']} {PGDG_KEY} /usr/share/keyrings/pgdg.asc"
+        copies = copies[1:]
     assert sorted(copies) == sorted(
         [
             f"--from={deps['name']} {workdir(deps)}/node_modules ./node_modules",
@@ -323,7 +335,7 @@ def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
         ]
     )
     assert env_keys(runtime)["NODE_ENV"] == "production"
-    runs = [v for i, v in runtime["instructions"] if i == "RUN"]
+    runs = [v for i, v in runtime["instructions"] if i == "RUN" and "apt.postgresql.org" not in v]
     if answers["database"] == "sqlite":
         # The volume's mount point, for the image's own unprivileged user.
         assert runs == ["mkdir /data && chown node:node /data"]
@@ -983,8 +995,7 @@ def start_and_stop(answers, tree, venv, workdir, env) -> None:
 def _preview_params() -> list:
     params = []
     for wanted in matrix.preview_combinations():
-        redis = "redis" if wanted["redis"] else "no-redis"
-        params.append(pytest.param(wanted, id=f"{wanted['runtime']}-{wanted['database']}-{redis}"))
+        params.append(pytest.param(wanted, id=matrix.preview_id(wanted)))
     return params
 
 
@@ -1059,12 +1070,16 @@ def replay_node_image(tree: Path, answers: dict, root: Path) -> tuple[Path, Path
         if value == "mkdir /data && chown node:node /data":
             host("/data").mkdir()  # owned by this user here: ownership is not proven
             return
+        if "apt.postgresql.org" in value:
+            return  # pg_dump and pg_restore: the host's stand in (check_postgres_client)
         argv = shlex.split(value)
         assert argv[0] == "npm" and argv[1] in ("ci", "run"), f"unexpected build step: {value}"
         run_tool(refresh_node_locks.npm(*argv[1:]), cwd, env, timeout=600)
 
     roots: dict[str, Path] = {}
     for stage in stages(parser):
+        if stage["name"] == "pgdg":
+            continue  # only yields apt.postgresql.org's key, for the step skipped above
         stage_root = root / stage["name"]
         stage_root.mkdir(parents=True)
         env = dict(tools_env)

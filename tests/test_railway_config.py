@@ -750,8 +750,7 @@ def _node_railway_params() -> list:
                 answers = {**wanted, "builder": builder, "railway_config": kind}
                 if matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})):
                     continue  # refused by copier.yml (a retired format, or nixpacks without a file)
-                redis = "redis" if wanted["redis"] else "no-redis"
-                name = f"{wanted['runtime']}-{wanted['database']}-{redis}-{builder}-{kind}"
+                name = f"{matrix.preview_id(wanted)}-{builder}-{kind}"
                 params.append(pytest.param(answers, id=name))
     return params
 

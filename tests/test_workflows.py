@@ -651,8 +651,18 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
     if answers["railway_config"] != "none":
         expected.add("railway-config")
     assert set(jobs) == expected
+    railway_backups = (
+        answers["database"] != "none" and answers["backups"] and answers["backup_path"] == "railway"
+    )
     for job, runs in NODE_RUNS.items():
-        assert [s["run"] for s in jobs[job]["steps"] if "run" in s] == runs, job
+        steps = [s for s in jobs[job]["steps"] if "run" in s]
+        if job == "test" and railway_backups:
+            # The reference age tool, which the backup tests then require.
+            age = steps.pop(1)
+            assert age["name"] == "Install age", age
+            assert age["run"].endswith("--no-install-recommends age"), age
+            assert steps[-1]["env"] == {"REQUIRE_AGE": "1"}
+        assert [s["run"] for s in steps] == runs, job
     if answers["railway_config"] == "iac":
         # .railway/railway.ts evaluated as the CLI evaluates it, with node and
         # the railway SDK from npm ci (test_railway_config.py runs this step).
