@@ -350,14 +350,15 @@ def _cli_eval(path: str, cwd: str, env_name: str | None) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if k != "IAC_ENVIRONMENT"}
     if env_name is not None:
         env["IAC_ENVIRONMENT"] = env_name
+    return evaluate([sys.executable, "-c", CLI_EVAL, path], cwd, env, timeout=60)
+
+
+def evaluate(
+    argv: list[str], cwd: str | Path, env: dict[str, str], *, timeout: float
+) -> subprocess.CompletedProcess:
+    """Run an IaC evaluation as the CLI does: its stdout is the whole answer."""
     return subprocess.run(
-        [sys.executable, "-c", CLI_EVAL, path],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -955,15 +956,8 @@ def ts_cli_eval(
         env["NODE_PATH"] = str(modules)
     if env_name is not None:
         env["IAC_ENVIRONMENT"] = env_name
-    return subprocess.run(
-        [str(refresh_node_locks.node_bin() / "node"), *TS_CLI_ARGS, str(file)],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    node = str(refresh_node_locks.node_bin() / "node")
+    return evaluate([node, *TS_CLI_ARGS, str(file)], tree, env, timeout=120)
 
 
 # Calls the default export with a context of the caller's choice (not the
@@ -978,22 +972,13 @@ process.stdout.write(JSON.stringify(await mod.default(JSON.parse(ctx))));
 
 def ts_call(tree: Path, ctx: dict) -> dict:
     env = {k: v for k, v in _environment().items() if k != "IAC_ENVIRONMENT"}
-    result = subprocess.run(
-        [
-            str(refresh_node_locks.node_bin() / "node"),
-            *TS_CLI_ARGS[:3],
-            "-e",
-            TS_CALL,
-            "--",
-            str(tree / ".railway" / "railway.ts"),
-            json.dumps(ctx),
-        ],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
+    node = str(refresh_node_locks.node_bin() / "node")
+    file = str(tree / ".railway" / "railway.ts")
+    result = evaluate(
+        [node, *TS_CLI_ARGS[:3], "-e", TS_CALL, "--", file, json.dumps(ctx)],
+        tree,
+        env,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -1174,15 +1159,7 @@ def test_node_ci_evaluation_step_runs(installed_tree):
     env = {k: v for k, v in _environment().items() if k != "IAC_ENVIRONMENT"}
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", "-e", "-c", script],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return evaluate(["bash", "-e", "-c", script], tree, env, timeout=120)
 
     result = run()
     assert result.returncode == 0, result.stderr
