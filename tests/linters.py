@@ -16,9 +16,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import tomllib
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,6 +93,9 @@ is_json = _glob("*.json")
 is_railpack = _glob("railpack.json")
 is_dotenv = _glob(".env.example", ".env.*.example")
 is_markdown = _glob("*.md")
+is_typescript = _glob("*.ts", "*.js")
+#: A Node bot's JSON, which npm writes and Prettier formats.
+is_node_json = _glob("package.json", "package-lock.json", "tsconfig*.json", ".prettierrc.json")
 SHELL_SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da|k)?sh\b")
 
 
@@ -108,6 +115,7 @@ PLAIN_TEXT = _glob(
     ".dockerignore",
     ".editorconfig",
     ".python-version",
+    ".nvmrc",
     "py.typed",
     "*.mako",
     "*.ini",
@@ -232,6 +240,142 @@ def check_whitespace(files: list[Path]) -> list[str]:
     return problems
 
 
+# -------------------------------------------------------------- TypeScript --
+#: Installs one Node bot at a time: every check of the run shares it.
+_NODE_PROJECT_LOCK = threading.Lock()
+_node_project: list[Path] = []
+
+
+def installed_node_project() -> Path:
+    """A Node bot with every package a combination can add, installed by `npm ci`; once per process.
+
+    The richest Node combination (PostgreSQL, Redis, private backups, the IaC
+    file) holds every dependency any other combination has, at the same
+    pinned versions: the TypeScript checks borrow its node_modules, so each
+    distinct file is checked with the types it is written against.
+    """
+    with _NODE_PROJECT_LOCK:
+        if not _node_project:
+            sys.path.insert(0, str(ROOT / "hooks"))
+            import refresh_node_locks
+
+            import matrix
+
+            dst = matrix.scratch_dir("crb-node-lint-") / "project"
+            matrix.render(matrix.tier_combinations("node")[-1], dst)
+            subprocess.run(
+                refresh_node_locks.npm("ci", "--ignore-scripts", "--no-audit"),
+                cwd=dst,
+                env=refresh_node_locks.npm_env(),
+                capture_output=True,
+                check=True,
+            )
+            _node_project.append(dst)
+        return _node_project[0]
+
+
+def _node_checks(work: Path, relpaths: list[str], label: str) -> list[str]:
+    """tsc (strict, the project's tsconfig), eslint (typed rules) and Prettier in ``work``."""
+    sys.path.insert(0, str(ROOT / "hooks"))
+    import refresh_node_locks
+
+    node = str(refresh_node_locks.node_bin() / "node")
+    env = refresh_node_locks.npm_env()
+    problems = []
+    for tool, argv in (
+        ("tsc", ["node_modules/typescript/bin/tsc", "-p", ".", "--noEmit", "--pretty", "false"]),
+        ("eslint", ["node_modules/eslint/bin/eslint.js", "--max-warnings=0", *relpaths]),
+        ("prettier", ["node_modules/prettier/bin/prettier.cjs", "--check", *relpaths]),
+    ):
+        proc = subprocess.run(
+            [node, *argv], cwd=work, capture_output=True, text=True, env=env, check=False
+        )
+        if proc.returncode != 0:
+            output = f"{proc.stdout}{proc.stderr}".strip()
+            problems.append(f"{tool} in {label} exited {proc.returncode}:\n{output}")
+    return problems
+
+
+def _project_root(path: Path) -> Path | None:
+    for parent in path.parents:
+        if (parent / "package.json").is_file():
+            return parent
+    return None
+
+
+def _check_in_tree(root: Path, relpaths: list[str]) -> list[str]:
+    """Check files where they were rendered, beside the modules they import."""
+    project = installed_node_project()
+    with tempfile.TemporaryDirectory(prefix="crb-ts-") as tmp:
+        work = Path(tmp) / "project"
+        shutil.copytree(root, work, ignore=shutil.ignore_patterns("node_modules", "dist"))
+        (work / "node_modules").symlink_to(project / "node_modules")
+        return _node_checks(work, relpaths, str(root))
+
+
+def _check_alone(files: list[Path]) -> list[str]:
+    """Check files that import no module of their own, each in a folder of one project.
+
+    Every variant of .railway/railway.ts (it changes with almost every answer)
+    is checked in one tsc and one eslint run instead of one per combination.
+    """
+    project = installed_node_project()
+    with tempfile.TemporaryDirectory(prefix="crb-ts-") as tmp:
+        work = Path(tmp) / "project"
+        work.mkdir()
+        for name in ("package.json", "eslint.config.js", ".prettierrc.json"):
+            shutil.copyfile(project / name, work / name)
+        tsconfig = json.loads((project / "tsconfig.json").read_text(encoding="utf-8"))
+        tsconfig["include"] = ["files"]
+        (work / "tsconfig.json").write_text(json.dumps(tsconfig), encoding="utf-8")
+        (work / "node_modules").symlink_to(project / "node_modules")
+        relpaths = []
+        for number, path in enumerate(files):
+            relpath = f"files/{number}/{path.name}"
+            (work / relpath).parent.mkdir(parents=True)
+            shutil.copyfile(path, work / relpath)
+            relpaths.append(relpath)
+        problems = _node_checks(work, relpaths, "one project of lone files")
+        sources = "\n".join(f"files/{n}: {path}" for n, path in enumerate(files))
+        return [f"{problem}\n{sources}" for problem in problems]
+
+
+def check_typescript(files: list[Path]) -> list[str]:
+    """Each distinct TypeScript or JavaScript file through what the bot's CI runs on it.
+
+    A file is checked in a copy of a tree that rendered it (tsc type-checks
+    it with the modules it imports), so each tree is checked once for all
+    of its distinct files; .railway/railway.ts imports nothing of the bot and
+    is checked alone. A file outside any project (the harness's own samples)
+    is checked alone too.
+    """
+    in_tree: dict[Path, list[str]] = defaultdict(list)
+    alone: list[Path] = []
+    for path in files:
+        root = _project_root(path)
+        if root is None or path.relative_to(root).as_posix() == ".railway/railway.ts":
+            alone.append(path)
+        else:
+            in_tree[root].append(path.relative_to(root).as_posix())
+    jobs = [(_check_in_tree, (root, relpaths)) for root, relpaths in in_tree.items()]
+    if alone:
+        jobs.append((_check_alone, (alone,)))
+    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        results = [pool.submit(job, *args) for job, args in jobs]
+        return [problem for result in results for problem in result.result()]
+
+
+def check_node_json(files: list[Path]) -> list[str]:
+    """Prettier (the bot's pinned one) finds nothing to change in the Node bot's JSON."""
+    project = installed_node_project()
+    prettier = project / "node_modules" / "prettier" / "bin" / "prettier.cjs"
+    sys.path.insert(0, str(ROOT / "hooks"))
+    import refresh_node_locks
+
+    argv = [str(refresh_node_locks.node_bin() / "node"), str(prettier), "--check"]
+    return _run(argv, files, env=refresh_node_locks.npm_env())
+
+
 @dataclass(frozen=True)
 class Linter:
     """One tool applied to one kind of file."""
@@ -240,6 +384,9 @@ class Linter:
     selects: Selector
     argv: tuple[str, ...] = ()
     check: Callable[[list[Path]], list[str]] | None = None
+    #: False when the check spreads its own work over the cores and must see
+    #: every file at once (a tree is type-checked once for all its files).
+    split: bool = True
 
     def run(self, files: list[Path]) -> list[str]:
         if self.check is not None:
@@ -289,6 +436,8 @@ LINTERS: tuple[Linter, ...] = (
     Linter(
         "markdown", is_markdown, ("rumdl", "check", "--config", str(LINT_CONFIG / "rumdl.toml"))
     ),
+    Linter("typescript", is_typescript, check=check_typescript, split=False),
+    Linter("prettier-json", is_node_json, check=check_node_json),
     Linter("whitespace", _text_file, check=check_whitespace),
 )
 
@@ -323,7 +472,7 @@ def lint_all(
         selected = [f.path for f in files_for(linter, files)]
         counts[linter.name] = len(selected)
         # Split big batches so both cores stay busy on slow linters.
-        size = max(1, -(-len(selected) // jobs))
+        size = max(1, -(-len(selected) // (jobs if linter.split else 1)))
         work += [(linter, selected[i : i + size]) for i in range(0, len(selected), size)]
     results: dict[str, list[str]] = {linter.name: [] for linter in LINTERS}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
