@@ -24,8 +24,7 @@ them, else 0.
 Then it compares the two runtimes side by side where both exist, for
 database=none, redis=true and for database=postgres, redis=true (the
 variant DEPLOYMENT.md quotes): the Python bot as above, and the Node.js
-preview (runtime=node, rendered from tests/matrix.py's preview template)
-installed as its image would be (``npm ci``, ``npm run build``, then ``npm
+bot (runtime=node) installed as its image would be (``npm ci``, ``npm run build``, then ``npm
 prune --omit=dev``, so node_modules holds only production dependencies)
 and started as ``node dist/main.js``. Each runtime gets the same
 measurements: as a standby, as the active bot on the project's own fake
@@ -392,7 +391,7 @@ def render_bot(runtime: str, answers: dict[str, object], root: Path) -> Bot:
     """Render and install one runtime's bot with ``answers``."""
     dst = root / f"{runtime}-{answers['database']}-{'redis' if answers['redis'] else 'no-redis'}"
     if runtime == "node":
-        project = matrix.render({"runtime": "node", **answers}, dst, src=matrix.preview_template())
+        project = matrix.render({"runtime": "node", **answers}, dst)
         return node_bot(project)
     return python_bot(matrix.render(answers, dst))
 

@@ -47,13 +47,7 @@ def lock_key(answers: dict[str, Any]) -> str:
     redis = "redis" if answers["redis"] else "no-redis"
     iac = "iac" if answers["railway_config"] == "iac" else "no-iac"
     # The bot's own backups (backup_path=railway) add their dependencies.
-    backups = (
-        "-backups"
-        if answers["database"] != "none"
-        and answers.get("backups")
-        and answers.get("backup_path") == "railway"
-        else ""
-    )
+    backups = "-backups" if matrix.private_backups(answers) else ""
     return f"{answers['database']}-{redis}-{iac}{backups}"
 
 

@@ -52,22 +52,19 @@ def lock_key(answers: dict[str, Any]) -> str:
     database = "postgres-" if answers["database"] == "postgres" else ""
     redis = "redis" if answers["redis"] else "no-redis"
     iac = "iac" if answers.get("railway_config", "iac") == "iac" else "no-iac"
-    railway_backups = (
-        answers["database"] != "none"
-        and answers.get("backups", answers["database"] != "none")
-        and answers.get("backup_path", "railway") == "railway"
-    )
-    return f"node-{database}{redis}-{iac}" + ("-backups" if railway_backups else "")
+    backups = "-backups" if matrix.private_backups(answers) else ""
+    return f"node-{database}{redis}-{iac}{backups}"
 
 
 def dependency_sets() -> dict[str, dict[str, Any]]:
     """One representative set of structural answers per kept lock.
 
-    The preview combinations take copier.yml's default railway_config (iac);
-    each is also locked without the IaC file, which a bot may choose.
+    The Node tier combinations (every database, Redis and private-backups
+    answer) take copier.yml's default railway_config (iac); each is also
+    locked without the IaC file, which a bot may choose.
     """
     sets: dict[str, dict[str, Any]] = {}
-    for answers in matrix.preview_combinations():
+    for answers in matrix.tier_combinations("node"):
         if answers.get("runtime") == "node":
             for railway_config in matrix.choices("railway_config"):
                 wanted = {**answers, "railway_config": railway_config}
@@ -123,10 +120,8 @@ def npm_env() -> dict[str, str]:
 
 
 def render(answers: dict[str, Any], dst: Path) -> Path:
-    """Render a preview bot with the placeholder name; the lock itself is left out."""
-    return refresh_locks.render_without_lock(
-        answers, dst, lock="package-lock.json", src=matrix.preview_template()
-    )
+    """Render a Node bot with the placeholder name; the lock itself is left out."""
+    return refresh_locks.render_without_lock(answers, dst, lock="package-lock.json")
 
 
 def lock(key: str, answers: dict[str, Any]) -> str:

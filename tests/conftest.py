@@ -219,15 +219,15 @@ def bot_suite_lock(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def preview_tree(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]], Path]:
-    """Render a preview combination (matrix.PREVIEW_CHOICES), once per worker, on first use."""
+def tree_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]], Path]:
+    """Render a combination (copier.yml's defaults for the rest), once per worker, on first use."""
     trees: dict[str, Path] = {}
 
     def tree(wanted: dict[str, Any]) -> Path:
         key = json.dumps(wanted, sort_keys=True)
         if key not in trees:
-            dst = tmp_path_factory.mktemp("preview") / "project"
-            trees[key] = matrix.render(wanted, dst, src=matrix.preview_template())
+            dst = tmp_path_factory.mktemp("tree") / "project"
+            trees[key] = matrix.render(wanted, dst)
         return trees[key]
 
     return tree
@@ -260,3 +260,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def combination_params() -> list[pytest.param]:
     return [pytest.param(c, id=c.id) for c in matrix.combinations()]
+
+
+def tier_params(runtime: str) -> list[pytest.param]:
+    """matrix.tier_combinations(runtime) as test parameters, named by their answers."""
+    return [pytest.param(a, id=matrix.tier_id(a)) for a in matrix.tier_combinations(runtime)]

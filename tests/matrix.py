@@ -250,62 +250,49 @@ def template_copy() -> Path:
     return dst
 
 
-#: Choices still being built, which copier.yml does not offer yet. The tests
-#: render them from a copy of the template whose copier.yml offers them, so
-#: their files are checked on every run while no user can pick them
-#: (docs/design/node-runtime.md says what each still lacks). A choice moves
-#: to copier.yml, and out of here, once it keeps every promise of the others.
-PREVIEW_CHOICES: dict[str, dict[str, str]] = {"runtime": {"Node.js (discord.js)": "node"}}
-#: The answers each preview choice is built for so far; the tests render
-#: every combination of these that copier.yml accepts, and nothing else.
-PREVIEW_SCOPE: dict[str, Any] = {
-    "database": ["none", "sqlite", "postgres"],
-    "redis": [False, True],
-    "backups": [False, True],
-}
+#: The answers a runtime's own tiers vary: its image and compose replays, its
+#: CI, docs and IaC checks, and the generated bot's own suite. Every other
+#: answer takes copier.yml's default there, as for a user who picks only
+#: these; the render-and-lint matrix covers every combination of the rest.
+TIER_SCOPE = ("database", "redis", "backups")
 
 
-@cache
-def preview_template() -> Path:
-    """A copy of the template whose copier.yml also offers PREVIEW_CHOICES."""
-    dst = scratch_dir("crb-preview-") / "template"
-    shutil.copytree(template_copy(), dst)
-    atexit.register(shutil.rmtree, dst.parent, ignore_errors=True)
-    config = dst / "copier.yml"
-    text = config.read_text(encoding="utf-8")
-    for name, offered in PREVIEW_CHOICES.items():
-        question = questions()[name]
-        last_label, last_value = list(question["choices"].items())[-1]
-        anchor = f"    {last_label}: {last_value}\n"
-        assert text.count(anchor) == 1, f"copier.yml: cannot find the last choice of {name}"
-        added = "".join(f"    {label}: {value}\n" for label, value in offered.items())
-        text = text.replace(anchor, anchor + added)
-    config.write_text(text, encoding="utf-8")
-    return dst
+def tier_combinations(runtime: str) -> list[dict[str, Any]]:
+    """Every valid combination of TIER_SCOPE for ``runtime``, defaults elsewhere.
 
-
-def preview_combinations() -> list[dict[str, Any]]:
-    """The structural answers of every valid preview combination, defaults elsewhere.
-
-    A product of PREVIEW_SCOPE holds answers copier.yml refuses (backups with
-    no database): its validators leave them out, as they would for a user.
+    From the plainest to the richest (copier.yml lists the richest choice
+    first, so each list is read backwards): tests that need one bot take the
+    first or the last. Products copier.yml refuses (backups with no
+    database) are left out by its validators, as they would be for a user.
     """
+    assert runtime in choices("runtime"), f"copier.yml does not offer runtime={runtime}"
     combos = []
-    for name, offered in PREVIEW_CHOICES.items():
-        for value in offered.values():
-            names = list(PREVIEW_SCOPE)
-            for values in itertools.product(*PREVIEW_SCOPE.values()):
-                answers = {name: value, **dict(zip(names, values, strict=True))}
-                if not errors(complete({**REQUIRED_ANSWERS, **answers})):
-                    combos.append(answers)
+    for values in itertools.product(*(choices(name)[::-1] for name in TIER_SCOPE)):
+        answers = {"runtime": runtime, **dict(zip(TIER_SCOPE, values, strict=True))}
+        if not errors(complete({**REQUIRED_ANSWERS, **answers})):
+            combos.append(answers)
     return combos
 
 
-def preview_id(answers: dict[str, Any]) -> str:
-    """A preview combination's test id: runtime-database-redis, and -backups when on."""
+def tier_id(answers: dict[str, Any]) -> str:
+    """A tier combination's test id: runtime-database-redis, and -backups when on."""
     redis = "redis" if answers["redis"] else "no-redis"
     backups = "-backups" if answers.get("backups") else ""
     return f"{answers['runtime']}-{answers['database']}-{redis}{backups}"
+
+
+def private_backups(answers: dict[str, Any]) -> bool:
+    """Whether these answers (defaults for the rest) run the backups inside Railway.
+
+    backup_path=railway: the bot's image carries the backup commands and the
+    PostgreSQL client, and its settings the S3 and age variables.
+    """
+    context = complete({**REQUIRED_ANSWERS, **answers})
+    return (
+        context["database"] != "none"
+        and bool(context["backups"])
+        and context["backup_path"] == "railway"
+    )
 
 
 def quick_start() -> list[str]:

@@ -16,14 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from test_dockerfile import (
-    PREVIEW_PARAMS,
-    answers_of,
-    pinned_images,
-    preview_answers,
-)
-from test_env_example import config_py, settings_env_names
-from test_generated_node import schema_names
+from test_dockerfile import answers_of, pinned_images
+from test_env_example import settings_env_names, settings_module
 
 import matrix
 from linters import SafeLoader
@@ -38,11 +32,6 @@ def load(tree) -> dict:
 @pytest.mark.parametrize("combo", COMBOS, ids=[c.id for c in COMBOS])
 def test_compose_runs_the_bot_and_its_services(rendered_matrix, combo):
     check_compose(rendered_matrix.tree(combo), answers_of(combo))
-
-
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_compose_runs_the_node_preview(preview_tree, wanted):
-    check_compose(preview_tree(wanted), preview_answers(wanted))
 
 
 def check_compose(tree, a) -> None:
@@ -90,8 +79,7 @@ def check_compose(tree, a) -> None:
     assert depends == wanted
 
     environment = bot.get("environment", {})
-    config = tree / "src" / "config.ts"
-    read = schema_names(config) if node else settings_env_names(config_py(tree))
+    read = settings_env_names(settings_module(tree))
     assert set(environment) <= read, set(environment) - read
 
     if a["database"] != "none":

@@ -19,10 +19,11 @@ closest honest means:
   against a real PostgreSQL/Redis, imports every module of the package, and
   runs the image's CMD until /health answers, then stops it with SIGTERM.
 
-The Node.js preview (runtime=node, every matrix.preview_combinations()) gets
-the same checks with its own expectations: npm ci from the manifest and lock
-before the sources, npm run build, a deps stage with npm ci --omit=dev, and
-`node dist/main.js` as CMD. Its replay runs each stage on a filesystem of
+A Node.js bot (runtime=node) gets the same checks on every combination,
+with its own expectations: npm ci from the manifest and lock before the
+sources, npm run build, a deps stage with npm ci --omit=dev, and
+`node dist/main.js` as CMD. Its replay (one bot per database x redis pair
+of matrix.tier_combinations("node")) runs each stage on a filesystem of
 its own and gives the runtime stage only what its COPY lines name, then runs
 `migrate`, `check` and the CMD with the pinned node binary until /health
 answers 200 as the active instance (and a second one as a standby where a
@@ -60,7 +61,7 @@ from dockerfile_parse import DockerfileParser
 from jinja2 import Environment, FileSystemLoader
 
 import matrix
-from conftest import exclusive, run_tool
+from conftest import exclusive, run_tool, tier_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_node_locks  # from hooks/, which is no package
@@ -230,11 +231,7 @@ def check_python_stages(path: Path, all_stages: list[dict], answers: dict) -> di
     # Bases: uv's official image and the Python of python_version, as pinned;
     # with the private PostgreSQL backups, a stage that only yields the key of
     # PostgreSQL's apt repository.
-    pg_client = (
-        answers["database"] == "postgres"
-        and answers.get("backups")
-        and answers.get("backup_path") == "railway"
-    )
+    pg_client = answers["database"] == "postgres" and matrix.private_backups(answers)
     expected_bases = [images["uv"], images["python"], images["python"]]
     if pg_client:
         expected_bases.insert(2, images["python"])
@@ -291,11 +288,7 @@ def workdir(stage: dict) -> str:
 def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
     """build, deps, runtime (and pgdg for private backups) on the pinned Node; returns runtime."""
     node = pinned_images(answers["python_version"])["node"]
-    pg_client = (
-        answers["database"] == "postgres"
-        and answers.get("backups")
-        and answers.get("backup_path") == "railway"
-    )
+    pg_client = answers["database"] == "postgres" and matrix.private_backups(answers)
     assert [s["from"] for s in all_stages] == [node] * (4 if pg_client else 3)
     if pg_client:
         build, deps, pgdg, runtime = all_stages
@@ -401,7 +394,13 @@ def hadolint(path: Path) -> None:
 @pytest.mark.parametrize("combo", COMBOS, ids=[c.id for c in COMBOS])
 def test_dockerfile_structure(rendered_matrix, combo):
     answers = answers_of(combo)
-    check_structure(dockerfile_path(rendered_matrix.tree(combo), answers), answers)
+    tree = rendered_matrix.tree(combo)
+    check_structure(dockerfile_path(tree, answers), answers)
+    if answers["runtime"] == "node":
+        # The CMD is what `npm start` runs, without npm in between.
+        manifest = json.loads((tree / "package.json").read_text(encoding="utf-8"))
+        assert shlex.split(manifest["scripts"]["start"]) == image_cmd(tree, answers)
+        assert manifest["scripts"]["build"].startswith("tsc -p tsconfig.build.json")
 
 
 def test_dockerfile_is_the_same_wherever_it_lives(rendered_matrix):
@@ -412,8 +411,8 @@ def test_dockerfile_is_the_same_wherever_it_lives(rendered_matrix):
         text = dockerfile_path(rendered_matrix.tree(combo), answers).read_text(encoding="utf-8")
         code = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
         # The PostgreSQL client for private backups is the one other difference.
-        pg_client = answers.get("backups") and answers.get("backup_path") == "railway"
-        groups.setdefault((answers["database"], bool(pg_client)), set()).add(code)
+        key = (answers["runtime"], answers["database"], matrix.private_backups(answers))
+        groups.setdefault(key, set()).add(code)
     assert all(len(codes) == 1 for codes in groups.values()), {k: len(v) for k, v in groups.items()}
 
 
@@ -988,55 +987,29 @@ def start_and_stop(answers, tree, venv, workdir, env) -> None:
     assert_clean_stop(stopped)
 
 
-# ------------------------------------------------------- Node.js preview --
-# runtime=node is still a preview (tests/matrix.py, PREVIEW_CHOICES): its
-# renders come from a copy of the template that offers it, for every
-# combination it is built for so far, and get the same checks as above.
-def _preview_params() -> list:
-    params = []
-    for wanted in matrix.preview_combinations():
-        params.append(pytest.param(wanted, id=matrix.preview_id(wanted)))
-    return params
-
-
-PREVIEW_PARAMS = _preview_params()
-#: One preview combination per database x redis pair, the one copier.yml's
+# ----------------------------------------------------------------- Node.js --
+# The image replays for a Node bot, on matrix.tier_combinations("node").
+NODE_PARAMS = tier_params("node")
+#: One tier combination per database x redis pair, the one copier.yml's
 #: defaults give (backups on wherever there is a database), as the Python
 #: image's replay takes PAIRS: a replay runs npm ci twice, tsc and the bot,
 #: and backups change the image only by the PostgreSQL client's stage.
 NODE_PAIRS = [
     p
-    for p in PREVIEW_PARAMS
+    for p in NODE_PARAMS
     if bool(p.values[0].get("backups")) == (p.values[0]["database"] != "none")
 ]
 
 
-def preview_answers(wanted: dict) -> dict:
+def node_answers(wanted: dict) -> dict:
     return matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})
 
 
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_dockerfile_structure(preview_tree, wanted):
-    tree, answers = preview_tree(wanted), preview_answers(wanted)
-    path = dockerfile_path(tree, answers)
-    check_structure(path, answers)
-    hadolint(path)
-    # The CMD is what `npm start` runs, without npm in between.
-    manifest = json.loads((tree / "package.json").read_text(encoding="utf-8"))
-    assert shlex.split(manifest["scripts"]["start"]) == image_cmd(tree, answers)
-    assert manifest["scripts"]["build"].startswith("tsc -p tsconfig.build.json")
-
-
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_build_context_has_what_the_image_needs(preview_tree, wanted, tmp_path):
-    check_build_context(preview_tree(wanted), preview_answers(wanted), tmp_path)
-
-
 def test_node_hostile_answers_stay_literal_in_labels(tmp_path):
-    wanted = {**matrix.preview_combinations()[0], **HOSTILE, "builder": "railpack"}
-    tree = matrix.render(wanted, tmp_path / "project", src=matrix.preview_template())
+    wanted = {**matrix.tier_combinations("node")[0], **HOSTILE, "builder": "railpack"}
+    tree = matrix.render(wanted, tmp_path / "project")
     path = tree / "docker" / "Dockerfile"
-    check_structure(path, preview_answers(wanted))
+    check_structure(path, node_answers(wanted))
     hadolint(path)
 
 
@@ -1136,11 +1109,11 @@ def compose_healthcheck(tree: Path, port: int) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wanted", NODE_PAIRS)
-def test_node_image_install_runs_the_bot(preview_tree, wanted, tmp_path, request, bot_suite_lock):
+def test_node_image_install_runs_the_bot(tree_for, wanted, tmp_path, request, bot_suite_lock):
     # npm ci twice, tsc and a running bot: it takes its turn beside the bot
     # suites, whose redeploy drills a busy machine would slow past their bounds.
     with exclusive(bot_suite_lock):
-        check_node_image(preview_tree(wanted), preview_answers(wanted), tmp_path, request)
+        check_node_image(tree_for(wanted), node_answers(wanted), tmp_path, request)
 
 
 def check_node_image(tree, answers, tmp_path, request) -> None:

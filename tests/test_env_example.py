@@ -1,10 +1,12 @@
-"""`.env.example` names exactly the variables the bot's Settings class reads.
+"""`.env.example` names exactly the variables the bot's settings read.
 
-The variables are not listed here: they are read from the rendered
-``config.py`` with ``ast`` (each field of ``class Settings`` is read from its
-name upper-cased, or from an explicit ``alias``/``validation_alias`` string,
-after ``env_prefix``), so a field added to the bot without a line in
-``.env.example`` (or the reverse) fails.
+The variables are not listed here: they are read from the rendered settings
+module. For Python, ``config.py`` with ``ast`` (each field of ``class
+Settings`` is read from its name upper-cased, or from an explicit
+``alias``/``validation_alias`` string, after ``env_prefix``); for Node,
+the keys of the zod schema in ``src/config.ts``. A setting added to either
+bot without a line in ``.env.example`` (or the reverse) fails, and both
+runtimes' files list the same names, so both bots read the same variables.
 
 Convention of ``.env.example`` (stated at its top): ``NAME=value`` lines are
 needed locally, ``# NAME=value`` lines are optional or set by Railway; both
@@ -30,7 +32,10 @@ ASSIGNED = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 COMMENTED = re.compile(r"^#\s?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
-def config_py(tree: Path) -> Path:
+def settings_module(tree: Path) -> Path:
+    """The bot's settings: src/<package>/config.py (Python) or src/config.ts (Node)."""
+    if (tree / "src" / "config.ts").is_file():
+        return tree / "src" / "config.ts"
     found = list((tree / "src").glob("*/config.py"))
     assert len(found) == 1, f"expected one src/<package>/config.py in {tree}, found {found}"
     return found[0]
@@ -47,8 +52,17 @@ def _literal_kwargs(call: ast.Call) -> dict[str, object]:
     return out
 
 
+def schema_names(config: Path) -> set[str]:
+    """The variables the Node bot's settings schema reads (the keys of `z.object`)."""
+    text = config.read_text(encoding="utf-8")
+    body = text.split("const schema = z.object({\n", 1)[1].split("\n});\n", 1)[0]
+    return set(re.findall(r"^  ([A-Z][A-Z0-9_]*): ", body, re.M))
+
+
 def settings_env_names(config: Path) -> set[str]:
-    """The environment variable names ``class Settings`` in ``config`` reads."""
+    """The environment variable names the settings module ``config`` reads."""
+    if config.suffix == ".ts":
+        return schema_names(config)
     module = ast.parse(config.read_text(encoding="utf-8"))
     classes = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
     assert len(classes) == 1, f"no single `class Settings` in {config}"
@@ -88,43 +102,48 @@ def env_example_names(path: Path) -> tuple[set[str], set[str]]:
     return assigned, commented
 
 
-def _private_backups(answers: dict) -> bool:
-    """Whether the bot itself backs up (the backup settings join config.py)."""
-    return (
-        answers["database"] != "none"
-        and bool(answers.get("backups"))
-        and answers.get("backup_path") == "railway"
-    )
+Key = tuple[str, str, bool, bool]
 
 
-def _key(answers: dict) -> tuple[str, bool, bool]:
-    return (answers["database"], answers["redis"], _private_backups(answers))
+def _key(answers: dict) -> Key:
+    """(runtime, database, redis, private backups): all that changes the settings."""
+    private = matrix.private_backups(answers)
+    return (answers["runtime"], answers["database"], answers["redis"], private)
 
 
-def _pairs(rendered_matrix) -> dict[tuple[str, bool, bool], list[Path]]:
-    groups: dict[tuple[str, bool, bool], list[Path]] = defaultdict(list)
+def _pairs(rendered_matrix) -> dict[Key, list[Path]]:
+    groups: dict[Key, list[Path]] = defaultdict(list)
     for combo in matrix.combinations():
         groups[_key(combo.answers)].append(rendered_matrix.tree(combo))
     return groups
 
 
 PAIRS = sorted({_key(c.answers) for c in matrix.combinations()})
-IDS = [f"{d}-{'redis' if r else 'no-redis'}{'-backups' if b else ''}" for d, r, b in PAIRS]
+IDS = [f"{rt}-{d}-{'redis' if r else 'no-redis'}{'-backups' if b else ''}" for rt, d, r, b in PAIRS]
 
 
 def test_every_combination_renders_its_pairs_file(rendered_matrix):
-    """Nothing but database, redis and private backups changes .env.example or config.py."""
-    for pair, trees in _pairs(rendered_matrix).items():
+    """Nothing but database, redis and private backups changes .env.example or the settings.
+
+    The runtime changes the settings module and the commands .env.example's
+    comments name, never the variables: both bots read the same names.
+    """
+    names: dict[tuple[str, bool, bool], set[frozenset[str]]] = defaultdict(set)
+    for (runtime, *pair), trees in _pairs(rendered_matrix).items():
         envs = {(t / ".env.example").read_text(encoding="utf-8") for t in trees}
-        configs = {config_py(t).read_text(encoding="utf-8") for t in trees}
-        assert len(envs) == 1, f"{pair}: {len(envs)} different .env.example files"
-        assert len(configs) == 1, f"{pair}: {len(configs)} different config.py files"
+        configs = {settings_module(t).read_text(encoding="utf-8") for t in trees}
+        assert len(envs) == 1, f"{runtime}-{pair}: {len(envs)} different .env.example files"
+        assert len(configs) == 1, f"{runtime}-{pair}: {len(configs)} different settings modules"
+        assigned, commented = env_example_names(trees[0] / ".env.example")
+        names[tuple(pair)].add(frozenset(assigned | commented))
+    for pair, listed in names.items():
+        assert len(listed) == 1, f"{pair}: the runtimes' .env.example files list other variables"
 
 
-@pytest.mark.parametrize(("database", "redis", "backups"), PAIRS, ids=IDS)
-def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis, backups):
-    tree = _pairs(rendered_matrix)[(database, redis, backups)][0]
-    expected = settings_env_names(config_py(tree))
+@pytest.mark.parametrize(("runtime", "database", "redis", "backups"), PAIRS, ids=IDS)
+def test_env_example_lists_exactly_the_settings(rendered_matrix, runtime, database, redis, backups):
+    tree = _pairs(rendered_matrix)[(runtime, database, redis, backups)][0]
+    expected = settings_env_names(settings_module(tree))
     assigned, commented = env_example_names(tree / ".env.example")
     assert not assigned & commented, f"listed twice: {sorted(assigned & commented)}"
     listed = assigned | commented
@@ -139,9 +158,9 @@ def test_env_example_lists_exactly_the_settings(rendered_matrix, database, redis
     assert ("BACKUP_S3_BUCKET" in expected) == backups
 
 
-@pytest.mark.parametrize(("database", "redis", "backups"), PAIRS, ids=IDS)
-def test_env_example_holds_no_secret_and_lints(rendered_matrix, database, redis, backups):
-    tree = _pairs(rendered_matrix)[(database, redis, backups)][0]
+@pytest.mark.parametrize(("runtime", "database", "redis", "backups"), PAIRS, ids=IDS)
+def test_env_example_holds_no_secret_and_lints(rendered_matrix, runtime, database, redis, backups):
+    tree = _pairs(rendered_matrix)[(runtime, database, redis, backups)][0]
     path = tree / ".env.example"
     text = path.read_text(encoding="utf-8")
     values = dict(

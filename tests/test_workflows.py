@@ -18,12 +18,12 @@ job; this file checks what the workflows do, per option:
   `persist-credentials: false` on every checkout, no `${{ }}` inside a
   run: script, every action pinned to a 40-hex SHA with its tag, equal to
   includes/pins.jinja; every image equal to a pin;
-- dependabot.yml: the uv, github-actions and docker ecosystems, grouped;
-- the Node.js preview's CI (every matrix.preview_combinations() render): npm
-  and the pinned Node instead of uv, the same services and security rules,
-  a railway-config job that evaluates .railway/railway.ts; its deploy
-  workflows set up Node and npm ci before the same plan and apply; all of
-  them clean under the same workflow linters.
+- dependabot.yml: the uv (Python) or npm (Node) ecosystem, github-actions
+  and docker, grouped;
+- a Node bot's CI on every combination: npm and the pinned Node instead of
+  uv, the same services and security rules, a railway-config job that
+  evaluates .railway/railway.ts; its deploy workflows set up Node and npm ci
+  before the same plan and apply (matrix.tier_combinations("node")).
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_dockerfile import PREVIEW_PARAMS, preview_answers
+from test_dockerfile import NODE_PARAMS
 
-import linters
 import matrix
 from conftest import RenderedMatrix, combination_params
 from linters import SafeLoader
@@ -167,7 +166,25 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
     if answers["railway_config"] != "none":
         expected.add("railway-config")
     assert set(jobs) == expected
+    check_services(jobs["test"], answers)
+    if answers["runtime"] == "node":
+        check_node_ci(rendered_matrix.tree(combo), answers)
+    else:
+        check_python_ci(jobs, answers)
 
+    if "image" in jobs:
+        build = next(s for s in jobs["image"]["steps"] if "build-push-action" in s.get("uses", ""))
+        assert build["with"]["push"] is False and build["with"]["file"] == "Dockerfile"
+    if answers["railway_config"] == "iac":
+        iac_file = ".railway/railway.ts" if answers["runtime"] == "node" else ".railway/railway.py"
+        script = "\n".join(run_scripts({"jobs": {"c": jobs["railway-config"]}}))
+        assert "IAC_ENVIRONMENT" in script and iac_file in script
+        for environment in environments(answers):
+            assert environment in script
+
+
+def check_python_ci(jobs: dict[str, Any], answers: dict[str, Any]) -> None:
+    """uv, ruff, mypy and pytest, with the services required."""
     # Known vulnerabilities in the lock fail CI; accepting one is an explicit flag.
     assert [s["run"] for s in jobs["audit"]["steps"] if "run" in s] == ["uv audit --locked"]
 
@@ -176,7 +193,6 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
         assert command in lint_runs
 
     test = jobs["test"]
-    check_services(test, answers)
     env = test["env"]
     assert env["REQUIRE_SERVICES"] == "1"
     assert ("TEST_DATABASE_URL" in env) == (answers["database"] == "postgres")
@@ -188,15 +204,6 @@ def test_ci(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> None:
             s for s in jobs[job]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv@")
         )
         assert setup_uv["with"]["enable-cache"] is True
-
-    if "image" in jobs:
-        build = next(s for s in jobs["image"]["steps"] if "build-push-action" in s.get("uses", ""))
-        assert build["with"]["push"] is False and build["with"]["file"] == "Dockerfile"
-    if answers["railway_config"] == "iac":
-        script = "\n".join(run_scripts({"jobs": {"c": jobs["railway-config"]}}))
-        assert "IAC_ENVIRONMENT" in script and ".railway/railway.py" in script
-        for environment in environments(answers):
-            assert environment in script
 
 
 def check_services(test: dict[str, Any], answers: dict[str, Any]) -> None:
@@ -492,7 +499,8 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
     config = load(rendered_matrix.tree(combo) / ".github" / "dependabot.yml")
     assert config["version"] == 2
     updates = {u["package-ecosystem"]: u for u in config["updates"]}
-    assert set(updates) == {"uv", "github-actions", "docker"}
+    ecosystem = "npm" if answers["runtime"] == "node" else "uv"
+    assert set(updates) == {ecosystem, "github-actions", "docker"}
     for update in updates.values():
         assert update["groups"], "updates arrive grouped"
         assert update["cooldown"]["default-days"] >= 7
@@ -566,9 +574,7 @@ def test_failures_alert_on_discord(
         assert env["ALERT_ENVIRONMENT"] == found["deploy.yml"]["jobs"]["deploy"]["env"]["TARGET"]
 
 
-# ------------------------------------------------------- Node.js preview --
-# runtime=node is a preview (tests/matrix.py, PREVIEW_CHOICES): its CI is
-# checked on every preview combination, rendered by the preview_tree fixture.
+# ----------------------------------------------------------------- Node.js --
 #: The npm commands of a Node repository's CI, per job, in order.
 NODE_RUNS = {
     "lint": ["npm ci", "npm run lint", "npm run type-check"],
@@ -577,34 +583,23 @@ NODE_RUNS = {
 }
 #: Words of the Python toolchain that a Node repository's CI must not hold.
 PYTHON_TOOLS = re.compile(r"\b(?:uv|UV_\w+|ruff|mypy|pytest|REQUIRE_SERVICES)\b")
-#: Linters of tests/linters.py that a workflow must pass, as in the matrix.
-WORKFLOW_LINTERS = {"actionlint", "zizmor", "yamllint", "workflow-schema"}
 
 
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_ci_passes_the_workflow_linters(preview_tree, wanted: dict[str, Any]) -> None:
-    """The same linters, with the same settings, that test_lint.py runs on the matrix."""
-    tree = preview_tree(wanted)
-    relpaths = [
-        f".github/workflows/{name}"
-        for name in ("ci.yml", "deploy.yml", "manual-deploy.yml")
-        if (tree / ".github" / "workflows" / name).is_file()
-    ]
-    # The deploy workflows as well: they set up Node to apply .railway/railway.ts.
-    assert len(relpaths) == (3 if preview_answers(wanted)["deploy_mode"] == "actions" else 1)
-    files = [linters.DistinctFile(relpath, tree / relpath, ("node",)) for relpath in relpaths]
-    results = linters.lint_all(files, jobs=1)
-    ran = {name for name, (count, _) in results.items() if count}
-    assert ran >= WORKFLOW_LINTERS, ran
-    assert all(results[name][0] == len(files) for name in WORKFLOW_LINTERS), results
-    findings = [finding for _, found in results.values() for finding in found]
-    assert not findings, "\n\n".join(findings)
+NODE_DEPLOYS = [
+    p
+    for p in PARAMS
+    if p.values[0].answers["runtime"] == "node"
+    and p.values[0].answers["deploy_mode"] == "actions"
+    and p.values[0].answers["railway_config"] == "iac"
+]
 
 
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_deploy_applies_railway_ts(preview_tree, wanted: dict[str, Any]) -> None:
+@pytest.mark.parametrize("combo", NODE_DEPLOYS)
+def test_node_deploy_applies_railway_ts(
+    rendered_matrix: RenderedMatrix, combo: matrix.Combination
+) -> None:
     """The deploy workflows give the CLI node and the railway SDK, then the same plan and apply."""
-    tree = preview_tree(wanted)
+    tree = rendered_matrix.tree(combo)
     found = workflows(tree)
     sha, _ = pinned_actions()["actions/setup-node"]
     for name in ("deploy.yml", "manual-deploy.yml"):
@@ -632,9 +627,9 @@ def test_node_deploy_applies_railway_ts(preview_tree, wanted: dict[str, Any]) ->
         assert env["IAC_ENVIRONMENT"] == env["TARGET"]
 
 
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
-    tree, answers = preview_tree(wanted), preview_answers(wanted)
+def check_node_ci(tree: Path, answers: dict[str, Any]) -> None:
+    """npm ci, lint, type-check, test and audit with the Node of .nvmrc; no Python tool."""
+    answers = matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})
     path = tree / ".github" / "workflows" / "ci.yml"
     text = path.read_text(encoding="utf-8")
     ci = load(path)
@@ -645,18 +640,9 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
     assert ci["env"] == {"FORCE_COLOR": "1"}
 
     jobs = ci["jobs"]
-    expected = set(NODE_RUNS)
-    if answers["builder"] == "dockerfile":
-        expected.add("image")
-    if answers["railway_config"] != "none":
-        expected.add("railway-config")
-    assert set(jobs) == expected
-    railway_backups = (
-        answers["database"] != "none" and answers["backups"] and answers["backup_path"] == "railway"
-    )
     for job, runs in NODE_RUNS.items():
         steps = [s for s in jobs[job]["steps"] if "run" in s]
-        if job == "test" and railway_backups:
+        if job == "test" and matrix.private_backups(answers):
             # The reference age tool, which the backup tests then require.
             age = steps.pop(1)
             assert age["name"] == "Install age", age
@@ -673,10 +659,7 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
             "npm ci --ignore-scripts",
         ]
         script = steps[-1]["run"]
-        assert "IAC_ENVIRONMENT" in script and ".railway/railway.ts" in script
         assert "--experimental-strip-types" in script and "mod.default({})" in script
-        for environment in environments(answers):
-            assert environment in script
 
     # Every npm script CI runs is one the render's package.json defines.
     scripts = json.loads((tree / "package.json").read_text(encoding="utf-8"))["scripts"]
@@ -686,11 +669,9 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
         script = command.removeprefix("npm run ").removeprefix("npm ")
         assert script in scripts, f"{command}: no such script in package.json"
 
-    # The same service containers as the Python suite, and the URLs that
-    # point the Node suite at them (its defaults name a local server).
-    test = jobs["test"]
-    check_services(test, answers)
-    env = test.get("env", {})
+    # The URLs that point the Node suite at the service containers (its
+    # defaults name a local server).
+    env = jobs["test"].get("env", {})
     expected_env = {}
     if answers["database"] == "postgres":
         expected_env["TEST_DATABASE_URL"] = "postgresql://bot:bot@127.0.0.1:5432/bot_test"
@@ -712,31 +693,12 @@ def test_node_ci(preview_tree, wanted: dict[str, Any]) -> None:
         assert setup[0]["with"] == {"node-version-file": ".nvmrc", **cache}, job
 
 
-@pytest.mark.parametrize("wanted", PREVIEW_PARAMS)
-def test_node_dependabot_and_template_update(preview_tree, wanted: dict[str, Any]) -> None:
-    """npm's ecosystem instead of uv's, and the update job relocks with the Node of .nvmrc."""
-    tree, answers = preview_tree(wanted), preview_answers(wanted)
-    results = linters.lint_all(
-        [
-            linters.DistinctFile(relpath, tree / relpath, ("node",))
-            for relpath in (".github/dependabot.yml", ".github/workflows/template-update.yml")
-        ],
-        jobs=1,
-    )
-    assert {name for name, (count, _) in results.items() if count} >= {
-        "dependabot-schema",
-        "actionlint",
-        "zizmor",
-    }
-    findings = [finding for _, found in results.values() for finding in found]
-    assert not findings, "\n\n".join(findings)
-
+@pytest.mark.parametrize("wanted", NODE_PARAMS)
+def test_node_dependabot_and_template_update(tree_for, wanted: dict[str, Any]) -> None:
+    """Node majors held back, and the update job relocks with the Node of .nvmrc."""
+    tree = tree_for(wanted)
     config = load(tree / ".github" / "dependabot.yml")
     updates = {u["package-ecosystem"]: u for u in config["updates"]}
-    assert set(updates) == {"npm", "github-actions", "docker"}
-    for update in updates.values():
-        assert update["groups"] and update["cooldown"]["default-days"] >= 7
-        assert update.get("target-branch") == ("develop" if answers["staging"] else None)
     # A new Node major moves .nvmrc, engines and the image together, on purpose.
     ignored = {(i["dependency-name"], *i["update-types"]) for i in updates["docker"]["ignore"]}
     assert ignored == {("node", "version-update:semver-major")}
