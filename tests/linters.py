@@ -11,6 +11,7 @@ rendered file is claimed by one or the other.
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import hashlib
 import json
@@ -262,6 +263,8 @@ def installed_node_project() -> Path:
             import matrix
 
             dst = matrix.scratch_dir("crb-node-lint-") / "project"
+            # Gone with this process (the test run also removes its scratch root).
+            atexit.register(shutil.rmtree, dst.parent, ignore_errors=True)
             matrix.render(matrix.tier_combinations("node")[-1], dst)
             subprocess.run(
                 refresh_node_locks.npm("ci", "--ignore-scripts", "--no-audit"),
