@@ -178,6 +178,10 @@ HOSTILE_STRUCTURE = [
         "staging": False,
     },
     {"database": "none", "builder": "nixpacks", "railway_config": "iac"},
+    # A Node bot: its name and description go into package.json, project.ts
+    # and railway.ts, each with its own quoting.
+    {"runtime": "node", "database": "postgres", "redis": True},
+    {"runtime": "node", "database": "sqlite", "builder": "railpack", "railway_config": "none"},
 ]
 
 
