@@ -277,8 +277,16 @@ def installed_node_project() -> Path:
         return _node_project[0]
 
 
-def _node_checks(work: Path, relpaths: list[str], label: str) -> list[str]:
-    """tsc (strict, the project's tsconfig), eslint (typed rules) and Prettier in ``work``."""
+def _node_checks(work: Path, projects: list[str], relpaths: list[str]) -> list[str]:
+    """tsc (strict, each project's own tsconfig), eslint (typed rules) and Prettier in ``work``.
+
+    ``work`` holds several projects side by side above one node_modules. One
+    process of each tool checks all of them, each file under its own
+    project's configuration (tsc's build mode takes each tsconfig.json;
+    eslint and Prettier find each file's config from its folder), and the
+    type declarations of discord.js and Node are read once instead of once
+    per project.
+    """
     sys.path.insert(0, str(ROOT / "hooks"))
     import refresh_node_locks
 
@@ -286,7 +294,7 @@ def _node_checks(work: Path, relpaths: list[str], label: str) -> list[str]:
     env = refresh_node_locks.npm_env()
     problems = []
     for tool, argv in (
-        ("tsc", ["node_modules/typescript/bin/tsc", "-p", ".", "--noEmit", "--pretty", "false"]),
+        ("tsc", ["node_modules/typescript/bin/tsc", "--build", *projects, "--pretty", "false"]),
         ("eslint", ["node_modules/eslint/bin/eslint.js", "--max-warnings=0", *relpaths]),
         ("prettier", ["node_modules/prettier/bin/prettier.cjs", "--check", *relpaths]),
     ):
@@ -295,7 +303,7 @@ def _node_checks(work: Path, relpaths: list[str], label: str) -> list[str]:
         )
         if proc.returncode != 0:
             output = f"{proc.stdout}{proc.stderr}".strip()
-            problems.append(f"{tool} in {label} exited {proc.returncode}:\n{output}")
+            problems.append(f"{tool} exited {proc.returncode}:\n{output}")
     return problems
 
 
@@ -306,41 +314,52 @@ def _project_root(path: Path) -> Path | None:
     return None
 
 
-def _check_in_tree(root: Path, relpaths: list[str]) -> list[str]:
-    """Check files where they were rendered, beside the modules they import."""
-    project = installed_node_project()
-    with tempfile.TemporaryDirectory(prefix="crb-ts-") as tmp:
-        work = Path(tmp) / "project"
-        shutil.copytree(root, work, ignore=shutil.ignore_patterns("node_modules", "dist"))
-        (work / "node_modules").symlink_to(project / "node_modules")
-        return _node_checks(work, relpaths, str(root))
-
-
-def _check_alone(files: list[Path]) -> list[str]:
-    """Check files that import no module of their own, each in a folder of one project.
+def _lone_files_project(dst: Path, files: list[Path]) -> tuple[list[str], list[str]]:
+    """Files that import no module of their own, each in a folder of one project at ``dst``.
 
     Every variant of .railway/railway.ts (it changes with almost every answer)
-    is checked in one tsc and one eslint run instead of one per combination.
+    is checked there, instead of in one tree per combination.
     """
     project = installed_node_project()
+    dst.mkdir()
+    for name in ("package.json", "eslint.config.js", ".prettierrc.json"):
+        shutil.copyfile(project / name, dst / name)
+    tsconfig = json.loads((project / "tsconfig.json").read_text(encoding="utf-8"))
+    tsconfig["include"] = ["files"]
+    (dst / "tsconfig.json").write_text(json.dumps(tsconfig), encoding="utf-8")
+    relpaths, sources = [], []
+    for number, path in enumerate(files):
+        relpath = f"files/{number}/{path.name}"
+        (dst / relpath).parent.mkdir(parents=True)
+        shutil.copyfile(path, dst / relpath)
+        relpaths.append(relpath)
+        sources.append(f"{dst.name}/{relpath}: {path}")
+    return relpaths, sources
+
+
+def _check_projects(jobs: list[tuple[Path | None, list[str] | list[Path]]]) -> list[str]:
+    """Check a share of the projects in one workspace: (tree, relpaths) or (None, lone files)."""
+    project = installed_node_project()
     with tempfile.TemporaryDirectory(prefix="crb-ts-") as tmp:
-        work = Path(tmp) / "project"
-        work.mkdir()
-        for name in ("package.json", "eslint.config.js", ".prettierrc.json"):
-            shutil.copyfile(project / name, work / name)
-        tsconfig = json.loads((project / "tsconfig.json").read_text(encoding="utf-8"))
-        tsconfig["include"] = ["files"]
-        (work / "tsconfig.json").write_text(json.dumps(tsconfig), encoding="utf-8")
+        work = Path(tmp)
         (work / "node_modules").symlink_to(project / "node_modules")
-        relpaths = []
-        for number, path in enumerate(files):
-            relpath = f"files/{number}/{path.name}"
-            (work / relpath).parent.mkdir(parents=True)
-            shutil.copyfile(path, work / relpath)
-            relpaths.append(relpath)
-        problems = _node_checks(work, relpaths, "one project of lone files")
-        sources = "\n".join(f"files/{n}: {path}" for n, path in enumerate(files))
-        return [f"{problem}\n{sources}" for problem in problems]
+        projects, relpaths, legend = [], [], []
+        for number, (root, selected) in enumerate(jobs):
+            name = f"p{number}"
+            if root is None:
+                lone, sources = _lone_files_project(work / name, [Path(p) for p in selected])
+                relpaths += [f"{name}/{relpath}" for relpath in lone]
+                legend += sources
+            else:
+                # A copy of the tree that rendered the files, beside the
+                # modules they import; tsc checks the whole tree once.
+                ignore = shutil.ignore_patterns("node_modules", "dist")
+                shutil.copytree(root, work / name, ignore=ignore)
+                relpaths += [f"{name}/{relpath}" for relpath in selected]
+                legend.append(f"{name}: {root}")
+            projects.append(name)
+        problems = _node_checks(work, projects, relpaths)
+        return [f"{problem}\n" + "\n".join(legend) for problem in problems]
 
 
 def check_typescript(files: list[Path]) -> list[str]:
@@ -350,7 +369,7 @@ def check_typescript(files: list[Path]) -> list[str]:
     it with the modules it imports), so each tree is checked once for all
     of its distinct files; .railway/railway.ts imports nothing of the bot and
     is checked alone. A file outside any project (the harness's own samples)
-    is checked alone too.
+    is checked alone too. The projects are shared out over the cores.
     """
     in_tree: dict[Path, list[str]] = defaultdict(list)
     alone: list[Path] = []
@@ -360,11 +379,21 @@ def check_typescript(files: list[Path]) -> list[str]:
             alone.append(path)
         else:
             in_tree[root].append(path.relative_to(root).as_posix())
-    jobs = [(_check_in_tree, (root, relpaths)) for root, relpaths in in_tree.items()]
+    jobs: list[tuple[Path | None, list[str] | list[Path]]] = list(in_tree.items())
     if alone:
-        jobs.append((_check_alone, (alone,)))
-    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        results = [pool.submit(job, *args) for job, args in jobs]
+        jobs.append((None, alone))
+    # Shared out by their cost, largest first: a tree costs about as much as
+    # fifty lone files (measured: 5.6 s against 19 s for 120 railway.ts).
+    cores = len(os.sched_getaffinity(0))
+    shares: list[list[tuple[Path | None, list[str] | list[Path]]]] = [[] for _ in range(cores)]
+    loads = [0.0] * cores
+    for job in sorted(jobs, key=lambda job: 1.0 if job[0] else len(job[1]) / 50, reverse=True):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(job)
+        loads[lightest] += 1.0 if job[0] else len(job[1]) / 50
+    shares = [share for share in shares if share]
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        results = [pool.submit(_check_projects, share) for share in shares]
         return [problem for result in results for problem in result.result()]
 
 
@@ -477,6 +506,9 @@ def lint_all(
         # Split big batches so both cores stay busy on slow linters.
         size = max(1, -(-len(selected) // (jobs if linter.split else 1)))
         work += [(linter, selected[i : i + size]) for i in range(0, len(selected), size)]
+    # The linters that spread over the cores themselves are the longest:
+    # started first, the others fill the cores around them.
+    work.sort(key=lambda item: item[0].split)
     results: dict[str, list[str]] = {linter.name: [] for linter in LINTERS}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [(linter.name, pool.submit(linter.run, batch)) for linter, batch in work]
