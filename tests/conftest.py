@@ -72,6 +72,20 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[SHARED] = str(node.config.stash[_shared_key])
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Each image the run built: built, booted, and the steps that could not run here."""
+    if hasattr(config, "workerinput") or _shared_key not in config.stash:
+        return
+    folder = config.stash[_shared_key] / "images"
+    if not folder.is_dir():
+        return
+    from test_images import summary_lines
+
+    terminalreporter.section("images built and booted")
+    for line in summary_lines(folder):
+        terminalreporter.write_line(line)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Only the controller removes it, once all workers are gone.
     if not hasattr(config, "workerinput") and _shared_key in config.stash:

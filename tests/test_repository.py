@@ -27,7 +27,7 @@ CHECKS = {
     "zizmor": [".github/workflows/*.yml"],
     "workflow-schema": [".github/workflows/*.yml"],
     "dependabot-schema": [".github/dependabot.yml"],
-    "shellcheck": [".ci/run"],
+    "shellcheck": [".ci/run", "tests/images/*.sh"],
     "taplo-lint": ["pyproject.toml", "tests/lint/*.toml"],
     "markdown": ["README.md", "CHANGELOG.md", "docs/**/*.md", "tests/data/**/*.md"],
 }
