@@ -69,6 +69,8 @@ TERMS: tuple[Term, ...] = (
         lambda a: a["database"] != "none",
         "a database (database=postgres or sqlite)",
     ),
+    # Without a database there is nothing to migrate, nor to warn users of.
+    Term(r"\b[Mm]igrations?\b", lambda a: a["database"] != "none", "a database"),
     Term(
         r"python -m {package} (?:backup|backup-list|backup-check|backup-keygen|restore)\b",
         _railway_backups,
@@ -106,9 +108,15 @@ PATH_IN_CODE = re.compile(
     r"`(\.?[\w-]+(?:/[\w.{}-]+)*\.(?:ya?ml|sh|py|ts|json|toml|md|lock)|Dockerfile|docker/Dockerfile)`"
 )
 #: Files the docs name on purpose although the repository lacks them: Railway's
-#: retired config files, objects in the backup bucket, and the example name of
-#: a Node bot's next migration.
-NOT_IN_REPOSITORY = {"railway.json", "railway.toml", "latest.json", "0002_add_streaks.ts"}
+#: retired config files, objects in the backup bucket, and the example names
+#: of a bot's next migration.
+NOT_IN_REPOSITORY = {
+    "railway.json",
+    "railway.toml",
+    "latest.json",
+    "0002_add_streaks.ts",
+    "m0002_what_changed.py",
+}
 
 
 def _blocks(text: str) -> list[tuple[int, str]]:
@@ -266,6 +274,9 @@ def test_a_term_outside_its_combination_is_caught() -> None:
     [problem] = term_problems("README.md", "Run `uv run pytest`.\n", node, "p", "p")
     assert "runtime=python" in problem
     assert term_problems("README.md", "Copier runs through `uvx`.\n", node, "p", "p") == []
+    # A database=none runbook warning of a long migration (its deploy checklist once did).
+    [problem] = term_problems("DEPLOYMENT.md", "Or a migration that takes long.\n", node, "p", "p")
+    assert "'migration'" in problem and "a database" in problem
 
 
 def test_a_missing_path_is_caught(tmp_path: Path) -> None:

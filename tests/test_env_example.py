@@ -187,3 +187,75 @@ def test_env_example_holds_no_secret_and_lints(rendered_matrix, runtime, databas
         [str(BIN / "dotenv-linter"), "lint", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: "(5 to 3600)" in the comment above a variable: the values it accepts.
+STATED_RANGE = re.compile(r"\((\d+) to (\d+)\)")
+
+
+def stated_ranges(path: Path) -> dict[str, tuple[float, float]]:
+    """Each variable's range as .env.example's comment block above it states it."""
+    ranges: dict[str, tuple[float, float]] = {}
+    comment: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if m := ASSIGNED.match(line) or COMMENTED.match(line):
+            if found := STATED_RANGE.findall(" ".join(comment)):
+                assert len(found) == 1, f"{m[1]}: several ranges stated: {found}"
+                ranges[m[1]] = (float(found[0][0]), float(found[0][1]))
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line)
+        else:
+            comment = []
+    return ranges
+
+
+def accepted_ranges(config: Path) -> dict[str, tuple[float, float]]:
+    """Each variable's inclusive bounds as the settings module checks them."""
+    text = config.read_text(encoding="utf-8")
+    if config.suffix == ".ts":
+        found = re.findall(
+            r"^  ([A-Z][A-Z0-9_]*): (?:number|integer)Between\((\d+), (\d+)", text, re.M
+        )
+        return {name: (float(low), float(high)) for name, low, high in found}
+    ranges = {}
+    for node in ast.walk(ast.parse(text)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(node.value, ast.Call)
+            and ast.unparse(node.value.func) == "Field"
+        ):
+            kwargs = _literal_kwargs(node.value)
+            if "ge" in kwargs and "le" in kwargs:
+                ranges[node.target.id.upper()] = (float(kwargs["ge"]), float(kwargs["le"]))
+    return ranges
+
+
+@pytest.mark.parametrize(("runtime", "database", "redis", "backups"), PAIRS, ids=IDS)
+def test_env_example_states_the_ranges_the_settings_accept(
+    rendered_matrix, runtime, database, redis, backups
+):
+    tree = _pairs(rendered_matrix)[(runtime, database, redis, backups)][0]
+    stated = stated_ranges(tree / ".env.example")
+    accepted = accepted_ranges(settings_module(tree))
+    # The parsers read something: every bot states and checks these two.
+    assert {"GATEWAY_OUTAGE_LIMIT_SECONDS", "HEARTBEAT_INTERVAL_SECONDS"} <= set(stated)
+    assert {"GATEWAY_OUTAGE_LIMIT_SECONDS", "HEARTBEAT_INTERVAL_SECONDS"} <= set(accepted)
+    wrong = {
+        name: (low_high, accepted.get(name))
+        for name, low_high in stated.items()
+        if accepted.get(name) != low_high
+    }
+    assert not wrong, f".env.example states (range, what the settings accept): {wrong}"
+
+
+def test_a_wrong_stated_range_is_caught(tmp_path: Path) -> None:
+    env = tmp_path / ".env.example"
+    env.write_text("# Seconds (5 to 3600).\n# GATEWAY_OUTAGE_LIMIT_SECONDS=60\n# PORT=8080\n")
+    assert stated_ranges(env) == {"GATEWAY_OUTAGE_LIMIT_SECONDS": (5.0, 3600.0)}
+    config = tmp_path / "config.ts"
+    config.write_text(
+        '  GATEWAY_OUTAGE_LIMIT_SECONDS: numberBetween(1, 3600, "a number of seconds"),\n'
+    )
+    assert accepted_ranges(config) == {"GATEWAY_OUTAGE_LIMIT_SECONDS": (1.0, 3600.0)}

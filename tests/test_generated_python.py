@@ -17,6 +17,8 @@ dependencies they render. Both groups are marked slow: run them with
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -247,3 +249,77 @@ def test_one_kept_lock_serves_every_python_version() -> None:
     for path in refresh_locks.LOCKS.glob("*.lock"):
         head = path.read_text(encoding="utf-8").split("\n[[package]]", 1)[0]
         assert f'requires-python = ">={oldest}"' in head, path.name
+
+
+#: Models an owner adds: a datetime, a bool, a text, a foreign key and an index.
+NEW_MODELS = '''
+
+class Reminder(Base):
+    """Something to tell a member at a given time."""
+
+    __tablename__ = "reminders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    done: Mapped[bool] = mapped_column(default=False)
+    due_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    state_key: Mapped[str | None] = mapped_column(ForeignKey("bot_state.key"))
+'''
+
+
+def _documented_revision_command(project: Path) -> list[str]:
+    """The "write a migration" command exactly as the bot's docs give it."""
+    docs = (project / "docs" / "development.md").read_text(encoding="utf-8")
+    found = re.findall(r'`(uv run python -m [\w.]+\.migrations "[^"`]+")`', docs)
+    assert len(found) == 1, f"docs/development.md names {found} for writing a migration"
+    return shlex.split(found[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_the_documented_add_a_table_command_writes_a_working_migration(
+    database: str, tmp_path: Path, mypy_cache: Path
+) -> None:
+    """An owner adds a table the way the docs say; the project stays green.
+
+    New models with the column kinds a bot needs go into models.py, the
+    documented command writes the revision, and then the revision passes ruff
+    and mypy as written, applies, undoes and reapplies (the bot's own
+    tests/test_migrations.py, against the real database), matches the models,
+    and is numbered after m0001_initial.py.
+    """
+    project, answers = _render({"runtime": "python", "database": database}, tmp_path / "bot")
+    package = answers["package_name"]
+    env = _environment(answers)
+    uv = refresh_locks.uv_binary()
+    models = project / "src" / package / "models.py"
+    text = models.read_text(encoding="utf-8")
+    text = text.replace(
+        "from sqlalchemy import BigInteger,", "from sqlalchemy import ForeignKey, BigInteger,"
+    )
+    models.write_text(text + NEW_MODELS, encoding="utf-8")
+    _run([uv, "sync", "--locked"], project, env)
+    # What the owner's editor or pre-commit does to the edited models.py.
+    _run([uv, "run", "--locked", "ruff", "check", "--fix", str(models)], project, env)
+    _run([uv, "run", "--locked", "ruff", "format", str(models)], project, env)
+
+    versions = project / "src" / package / "migrations" / "versions"
+    before = {path.name for path in versions.glob("*.py")}
+    _run(_documented_revision_command(project), project, env)
+    written = sorted({path.name for path in versions.glob("*.py")} - before)
+    assert len(written) == 1, written
+    revision = (versions / written[0]).read_text(encoding="utf-8")
+    assert 'create_table(\n        "reminders"' in revision
+
+    _run([uv, "run", "--locked", "ruff", "check", "."], project, env)
+    _run([uv, "run", "--locked", "ruff", "format", "--check", "."], project, env)
+    with shared_mypy_cache(mypy_cache) as mypy_env:
+        _run([uv, "run", "--locked", "mypy"], project, env | mypy_env)
+    tests = ["tests/test_migrations.py", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    _run([uv, "run", "--locked", "pytest", *tests], project, env)
+    # The revision ids count up from m0001_initial.py's "0001".
+    assert re.fullmatch(r"m0002_\w+\.py", written[0]), written[0]
+    assert 'revision: str = "0002"' in revision
+    assert 'down_revision: str | Sequence[str] | None = "0001"' in revision
