@@ -121,7 +121,8 @@ def railway_service(answers: dict[str, Any]) -> dict[str, Any]:
 def dockerfile_key(answers: dict[str, Any]) -> tuple:
     """What a rendered Dockerfile depends on, beyond its location and builder comment."""
     version = answers["python_version"] if answers["runtime"] == "python" else ""
-    return (answers["runtime"], version, answers["database"], matrix.private_backups(answers))
+    pg_client = answers["database"] == "postgres" and matrix.private_backups(answers)
+    return (answers["runtime"], version, answers["database"], pg_client)
 
 
 def normalised(text: str) -> str:
@@ -156,8 +157,13 @@ def builder(engine, pytestconfig) -> images.Builder:
 def build_with_bases(
     builder: images.Builder, pytestconfig, context: Path, dockerfile: Path, tag: str
 ) -> images.Build:
-    """One build at a time in the whole run; the bases it names made first if needed."""
-    with exclusive(shared_dir(pytestconfig) / "image-build.lock"):
+    """One build at a time in the whole run; the bases it names made first if needed.
+
+    A build takes its turn with the generated bots' suites (conftest.py's
+    bot_suite_lock): both keep the two cores busy, and the bots' fault
+    drills time real processes.
+    """
+    with exclusive(shared_dir(pytestconfig) / "bot-suite.lock"):
         if isinstance(builder.engine, images.Buildah):
             assert builder.stand_in is not None
             with exclusive(builder.engine.cache / "bases.lock"):
@@ -273,16 +279,16 @@ def test_an_https_source_needs_a_ca_bundle(engine, builder, pytestconfig, tmp_pa
         "echo 'deb [trusted=yes] https://apt.postgresql.org/pub/repos/apt "
         f"{images.DEBIAN_SUITE}-pgdg main' > /etc/apt/sources.list.d/pgdg.list && apt-get update"
     )
-    (tmp_path / "without").write_text(f"FROM {node}\nRUN {source}\n")
-    (tmp_path / "with").write_text(
+    (tmp_path / "without.Dockerfile").write_text(f"FROM {node}\nRUN {source}\n")
+    (tmp_path / "with.Dockerfile").write_text(
         f"FROM {node}\nRUN apt-get update && apt-get install -y --no-install-recommends "
         f"ca-certificates && {source}\n"
     )
     tag = f"localhost/crb-ca-{uuid.uuid4().hex[:8]}"
     with pytest.raises(images.BuildError, match="could not open a TLS connection"):
-        build_with_bases(builder, pytestconfig, tmp_path, tmp_path / "without", tag)
+        build_with_bases(builder, pytestconfig, tmp_path, tmp_path / "without.Dockerfile", tag)
     try:
-        build = build_with_bases(builder, pytestconfig, tmp_path, tmp_path / "with", tag)
+        build = build_with_bases(builder, pytestconfig, tmp_path, tmp_path / "with.Dockerfile", tag)
         assert [n.host for n in build.not_run] == ["apt.postgresql.org"]
         assert (
             f"/pub/repos/apt/dists/{images.DEBIAN_SUITE}-pgdg/InRelease" in build.not_run[0].reason
