@@ -41,13 +41,26 @@ def test_copy_matches_its_record(name: str) -> None:
 
 def test_cli_copies_describe_the_pinned_cli() -> None:
     cli = pinned_cli()
+    commits = set()
     for name, record in SOURCES.items():
         if name.startswith("cli-"):
             assert record["version"] == cli, name
+            # The commit of the CLI's source each copy was read from (the
+            # release commit of that version).
+            assert re.fullmatch(r"[0-9a-f]{40}", record.get("commit", "")), name
+            commits.add(record["commit"])
+    assert len(commits) == 1, f"the CLI copies were read from several commits: {commits}"
     tree = json.loads((DATA / "cli-commands.json").read_text(encoding="utf-8"))
     assert tree["source"]["version"] == cli
-    for name in ("cli-state.json", "cli-verdicts.json"):
+    for name in ("cli-state.json", "cli-verdicts.json", "cli-plans.json"):
         assert json.loads((DATA / name).read_text(encoding="utf-8"))["cli_version"] == cli, name
+
+
+def test_the_cli_version_is_pinned_once() -> None:
+    """The CLI's image takes its tag from tools.railway_cli: one edit moves both."""
+    pins = (ROOT / "includes" / "pins.jinja").read_text(encoding="utf-8")
+    assert pins.count(pinned_cli()) == 1
+    assert '"ghcr.io/railwayapp/cli:" ~ tools.railway_cli' in pins
 
 
 # `railway config plan --json` prints RunnerResponse (src/commands/config/

@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 import yaml
 from test_dockerfile import NODE_PARAMS
+from test_dockerfile import pinned_images as dockerfile_pins
 
 import matrix
 from conftest import RenderedMatrix, combination_params
@@ -59,9 +60,12 @@ def pinned_actions() -> dict[str, tuple[str, str]]:
 
 @cache
 def pinned_images() -> frozenset[str]:
-    text = PINS.read_text(encoding="utf-8")
-    block = text[text.index("set images") : text.index("set tools")]
-    return frozenset(re.findall(r'"([\w./-]+:[\w.-]+)"', block))
+    """Every image includes/pins.jinja renders, for each Python version offered."""
+    return frozenset(
+        image
+        for version in matrix.choices("python_version")
+        for image in dockerfile_pins(str(version)).values()
+    )
 
 
 def load(path: Path) -> dict[str, Any]:
