@@ -55,6 +55,7 @@ import pytest
 import yaml
 from test_env_example import settings_env_names, settings_module
 from test_generated_node import _environment
+from test_reference_data import pinned_cli
 
 import linters
 import matrix
@@ -949,7 +950,7 @@ TS_CLI_ARGS = [
 # started: the railway binary) and refuses a CLI older than 5.42.1. No
 # railway binary installs here, so a stand-in answers with this version, the
 # one the workflows pin (includes/pins.jinja).
-CLI_VERSION = "5.43.1"
+CLI_VERSION = pinned_cli()
 SQLITE_START = re.compile(r"^sh -c '(.+) migrate && exec \1'$")
 
 

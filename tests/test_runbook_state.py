@@ -131,6 +131,10 @@ class Environment:
     #: service -> whether it still has a successful deployment (None: unknown,
     #: as after a push; False: `railway down` removed it).
     deployed: dict[str, bool | None] = field(default_factory=dict)
+    #: A fork of another environment gets new services alone; every other
+    #: environment gets each service created in any of them (cli-state.json,
+    #: `service_in`). No runbook command makes a fork.
+    fork: bool = False
 
 
 @dataclass
@@ -206,6 +210,24 @@ class Cli:
         )
         return None
 
+    def _copy(self, line: str, spec: dict[str, Any], parsed: Parsed) -> Environment:
+        """A new environment: empty, or what `copies` names has (services, databases, ...)."""
+        flag = spec.get("copies")
+        source = parsed.flags.get(flag) if flag else None
+        if source is None:
+            return Environment()
+        if source not in self.environments:
+            self.problems.append(f"{line}: no environment {source} to duplicate")
+            return Environment()
+        original = self.environments[source]
+        return Environment(
+            services=set(original.services),
+            databases=set(original.databases),
+            volumes=set(original.volumes),
+            variables={name: set(names) for name, names in original.variables.items()},
+            deployed=dict.fromkeys(original.services),
+        )
+
     def _value(self, source: str, parsed: Parsed) -> str | None:
         if source == "positional":
             return parsed.positionals[0] if parsed.positionals else None
@@ -231,12 +253,22 @@ class Cli:
                 assert name, f"{line}: no environment name"
                 if name in self.environments:
                     self.problems.append(f"{line}: environment {name} exists already")
-                self.environments[name] = Environment()
+                self.environments[name] = self._copy(line, spec, parsed)
             elif kind == "service" and source in parsed.flags:
                 name = self._value(source, parsed)
-                assert env is not None and name, f"{line}: a service needs a name here"
-                env.services.add(name)
-                env.variables.setdefault(name, set())
+                assert env is not None and env_name and name, f"{line}: a service needs a name here"
+                targets = {env_name: env}
+                if spec.get("service_in") == "every-environment-not-a-fork" and not env.fork:
+                    targets = {n: e for n, e in self.environments.items() if not e.fork}
+                for target_name, target in targets.items():
+                    if name in target.services:
+                        self.problems.append(
+                            f"{line}: {target_name} has a service {name} already, and Railway "
+                            "creates a new service in every environment that is not a fork "
+                            "(ServiceCreateInput.environmentId): this makes a second one"
+                        )
+                    target.services.add(name)
+                    target.variables.setdefault(name, set())
             elif kind == "database" and source in parsed.flags:
                 db = model()["database_service_names"][parsed.flags[source] or ""]
                 assert env is not None
@@ -430,16 +462,13 @@ GOOD = """\
 ```bash
 railway login
 railway init --name bot
-railway environment new staging
 ```
 
 ```bash
 railway environment production
 railway add --service bot
 railway add --database postgres
-railway environment staging
-railway add --service bot
-railway add --database postgres
+railway environment new staging --duplicate production
 ```
 
 ```bash
@@ -470,20 +499,17 @@ def test_the_walk_accepts_a_correct_runbook() -> None:
         (("railway environment production\n", ""), "which no flag"),
         # DISCORD_TOKEN set without --environment: only the linked environment gets it.
         (("--environment staging ", ""), "which no flag"),
-        (
-            (
-                "railway environment staging\n"
-                "railway add --service bot\n"
-                "railway add --database postgres\n",
-                "",
-            ),
-            "staging has no service bot",
-        ),
+        # An empty staging: nothing to set variables on.
+        ((" --duplicate production", ""), "staging has no service bot"),
         (
             ("\"DISCORD_TOKEN=$T\" \\\n  'LOG_LEVEL=INFO'", "\\\n  'LOG_LEVEL=INFO'"),
             "production: variables never set: ['DISCORD_TOKEN']",
         ),
-        (("railway environment new staging\n", ""), "environment staging does not exist"),
+        (
+            ("railway environment new staging --duplicate production\n", ""),
+            "environment staging does not exist",
+        ),
+        (("--duplicate production", "--duplicate prod"), "no environment prod to duplicate"),
     ],
 )
 def test_the_walk_catches_a_wrong_runbook(change: tuple[str, str], problem: str) -> None:
@@ -491,6 +517,40 @@ def test_the_walk_catches_a_wrong_runbook(change: tuple[str, str], problem: str)
     assert text != GOOD
     problems = final_problems(walk(text, ANSWERS))
     assert any(problem in p for p in problems), problems
+
+
+# The runbook of railway_config=none before issue 24: staging made empty
+# first, then `railway add` once per environment. Neither environment is a
+# fork, so the bot added in production is created in staging too, and the
+# second `add` makes a second one.
+PER_ENVIRONMENT = """\
+```bash
+railway login
+railway init --name bot
+railway environment new staging
+```
+
+```bash
+railway environment production
+railway add --service bot
+railway add --database postgres
+railway environment staging
+railway add --service bot
+railway add --database postgres
+```
+"""
+
+
+def test_the_walk_catches_a_service_added_in_each_environment() -> None:
+    problems = walk(PER_ENVIRONMENT, ANSWERS).problems
+    assert problems == [
+        "railway add --service bot: production has a service bot already, and Railway creates a "
+        "new service in every environment that is not a fork "
+        "(ServiceCreateInput.environmentId): this makes a second one",
+        "railway add --service bot: staging has a service bot already, and Railway creates a "
+        "new service in every environment that is not a fork "
+        "(ServiceCreateInput.environmentId): this makes a second one",
+    ]
 
 
 def test_the_walk_catches_redeploy_after_down() -> None:
@@ -508,8 +568,7 @@ def test_the_walk_catches_redeploy_after_down() -> None:
 
 def test_the_walk_wants_the_backup_service_and_no_identity_left_behind() -> None:
     answers = {**ANSWERS, "staging": False, "backups": True, "backup_path": "railway"}
-    text = GOOD.split("railway environment staging\nrailway add --service bot")[0]
-    text = text.replace("railway environment new staging\n", "") + "```\n"
+    text = GOOD.split("railway environment new staging")[0] + "```\n"
     text += (
         "\n```bash\nrailway variables set --service bot --environment production "
         "\"DISCORD_TOKEN=$T\" 'LOG_LEVEL=INFO' 'DATABASE_URL=x'\n```\n"

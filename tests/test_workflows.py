@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 import yaml
 from test_dockerfile import NODE_PARAMS
+from test_dockerfile import pinned_images as dockerfile_pins
 
 import matrix
 from conftest import RenderedMatrix, combination_params
@@ -59,9 +60,12 @@ def pinned_actions() -> dict[str, tuple[str, str]]:
 
 @cache
 def pinned_images() -> frozenset[str]:
-    text = PINS.read_text(encoding="utf-8")
-    block = text[text.index("set images") : text.index("set tools")]
-    return frozenset(re.findall(r'"([\w./-]+:[\w.-]+)"', block))
+    """Every image includes/pins.jinja renders, for each Python version offered."""
+    return frozenset(
+        image
+        for version in matrix.choices("python_version")
+        for image in dockerfile_pins(str(version)).values()
+    )
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -319,61 +323,125 @@ def check_newest_commit_gate(job: dict[str, Any]) -> None:
         assert "steps.newest.outputs.deploy == 'true'" in step.get("if", ""), step
 
 
-# The image check of the deploy workflows, run on change sets shaped like the
-# CLI's (src/iac/change_set.rs: changes with kind, address and path).
+# The image check of the deploy workflows, run on what `railway config plan
+# --json` really prints: tests/data/railway/cli-plans.json, produced by the
+# CLI's own diff and printed through its RunnerResponse (a change there has
+# only summary, severity, kind and details; hooks/record_cli_plans.py).
+CLI_PLANS = json.loads(
+    (ROOT / "tests" / "data" / "railway" / "cli-plans.json").read_text(encoding="utf-8")
+)["plans"]
+# Which database each recorded plan must stop the deploy for ("" lets it go on).
+IMAGE_VERDICTS = {
+    "no-change": "",
+    "postgres-ssl-17-to-18": "Postgres",
+    "postgres-17-to-18": "Postgres",
+    "postgres-16-alpine-to-18": "Postgres",
+    "postgres-same-major": "",
+    "redis-7-to-8": "Redis",
+    "redis-same-major": "",
+    "create-redis": "",
+    "bot-variable": "",
+    "bot-variable-deleted": "",
+    "postgres-major-and-bot-variable": "Postgres",
+}
+
+
 def _image_filter(tree: Path) -> str:
     text = (tree / ".github/workflows/deploy.yml").read_text(encoding="utf-8")
-    m = re.search(r"jq -r '(\s*\[\.\. \|.*?)' \"\$RUNNER_TEMP/plan.json\"", text, re.S)
+    m = re.search(r"images=\"\$\(jq -r '(.*?)' \"\$RUNNER_TEMP/plan.json\"\)\"", text, re.S)
     assert m, "no image check in deploy.yml"
     return m[1]
 
 
+def _jq(jq_filter: str, document: object) -> str:
+    done = subprocess.run(
+        ["jq", "-r", jq_filter],
+        input=json.dumps(document),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_every_recorded_plan_has_a_verdict() -> None:
+    assert set(IMAGE_VERDICTS) == set(CLI_PLANS)
+
+
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
-def test_the_image_check_catches_a_database_image_change(rendered_matrix: RenderedMatrix) -> None:
+@pytest.mark.parametrize("name", sorted(IMAGE_VERDICTS))
+def test_the_image_check_catches_a_database_image_change(
+    rendered_matrix: RenderedMatrix, name: str
+) -> None:
     combo = next(
         c
         for c in matrix.combinations()
         if c.answers["railway_config"] == "iac" and c.answers["deploy_mode"] == "actions"
     )
-    jq_filter = _image_filter(rendered_matrix.tree(combo))
+    tree = rendered_matrix.tree(combo)
+    jq_filter = _image_filter(tree)
+    # deploy.yml and manual-deploy.yml run the same check.
+    manual = (tree / ".github/workflows/manual-deploy.yml").read_text(encoding="utf-8")
+    assert jq_filter in manual
+    found = _jq(jq_filter, CLI_PLANS[name]["output"])
+    assert found == IMAGE_VERDICTS[name], (CLI_PLANS[name]["environment"], found)
 
-    def flagged(plan: dict[str, Any]) -> str:
+
+# The whole apply step of both deploy workflows, run by bash as GitHub runs
+# it, with a stand-in `railway` that answers `config plan --json` with a
+# recorded plan and logs every call: a database image change must stop the
+# step before `config apply --yes`, with a message naming the database.
+FAKE_RAILWAY = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$*" in
+  "config plan --json") cat "$PLAN" ;;
+  "config plan") jq -r .diff "$PLAN" ;;
+esac
+"""
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+@pytest.mark.parametrize("name", ["postgres-ssl-17-to-18", "redis-7-to-8", "bot-variable"])
+def test_a_database_image_change_stops_the_deploy_before_apply(
+    rendered_matrix: RenderedMatrix, name: str, tmp_path: Path
+) -> None:
+    combo = next(
+        c
+        for c in matrix.combinations()
+        if c.answers["railway_config"] == "iac" and c.answers["deploy_mode"] == "actions"
+    )
+    found = workflows(rendered_matrix.tree(combo))
+    (tmp_path / "bin").mkdir()
+    railway = tmp_path / "bin" / "railway"
+    railway.write_text(FAKE_RAILWAY, encoding="utf-8")
+    railway.chmod(0o755)
+    plan = tmp_path / "plan-fixture.json"
+    plan.write_text(json.dumps(CLI_PLANS[name]["output"]), encoding="utf-8")
+    for workflow in ("deploy.yml", "manual-deploy.yml"):
+        script = next(s for s in run_scripts(found[workflow]) if "config plan --json" in s)
+        calls = tmp_path / f"{workflow}.calls"
         done = subprocess.run(
-            ["jq", "-r", jq_filter],
-            input=json.dumps(plan),
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            env={
+                "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+                "RUNNER_TEMP": str(tmp_path),
+                "CALLS": str(calls),
+                "PLAN": str(plan),
+            },
             capture_output=True,
             text=True,
-            check=True,
         )
-        return done.stdout.strip()
-
-    create = {
-        "kind": "resource.create",
-        "address": "database.Postgres",
-        "path": "resources.database.Postgres",
-        "resource": {"address": "database.Postgres", "source": {"image": "x"}},
-    }
-    image = {
-        "kind": "resource.update",
-        "address": "database.Postgres",
-        "path": "resources.database.Postgres.source",
-        "before": {"image": "ghcr.io/railwayapp-templates/postgres-ssl:17"},
-        "after": {"image": "ghcr.io/railwayapp-templates/postgres-ssl:18"},
-    }
-    service = {
-        "kind": "resource.update",
-        "address": "service.bot",
-        "path": "resources.service.bot.source",
-    }
-    variable = {
-        "kind": "variable.set",
-        "address": "database.Redis",
-        "path": "resources.database.Redis.variables.X",
-    }
-    assert flagged({"version": 1, "changes": [create, service, variable]}) == ""
-    assert flagged({"version": 1, "changes": [create, image]}) == "database.Postgres"
-    # Whatever wraps the change set, the check still finds it.
-    assert flagged({"plan": {"changes": [image]}}) == "database.Postgres"
+        ran = calls.read_text(encoding="utf-8").splitlines()
+        database = IMAGE_VERDICTS[name]
+        if database:
+            assert done.returncode == 1, done
+            assert f"::error::The plan changes the image of the database {database} " in (
+                done.stdout
+            )
+            assert ran == ["config plan", "config plan --json"], ran
+        else:
+            assert done.returncode == 0, done
+            assert "config apply --yes" in ran
 
 
 @pytest.mark.parametrize("combo", PARAMS)
