@@ -326,7 +326,7 @@ def check_newest_commit_gate(job: dict[str, Any]) -> None:
 # The image check of the deploy workflows, run on what `railway config plan
 # --json` really prints: tests/data/railway/cli-plans.json, produced by the
 # CLI's own diff and printed through its RunnerResponse (a change there has
-# only summary, severity, kind and details; hooks/record_cli_plans.py).
+# only summary, severity, kind and details).
 CLI_PLANS = json.loads(
     (ROOT / "tests" / "data" / "railway" / "cli-plans.json").read_text(encoding="utf-8")
 )["plans"]
