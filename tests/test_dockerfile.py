@@ -343,12 +343,21 @@ def check_postgres_client(pgdg: dict, runtime: dict) -> None:
         "https://apt.postgresql.org/pub/repos/apt trixie-pgdg main"
     )
     assert words[words.index(">") + 1] == "/etc/apt/sources.list.d/pgdg.list"
-    install = words.index("install")
-    assert words[install + 1 : install + 4] == [
+    installs = [n for n, word in enumerate(words) if word == "install"]
+    assert words[installs[-1] + 1 : installs[-1] + 4] == [
         "-y",
         "--no-install-recommends",
         f"postgresql-client-{PG_MAJOR}",
     ]
+    # An https source needs a CA bundle: a base without one (node's) gets
+    # ca-certificates first, and nothing else comes before the source.
+    for earlier in installs[:-1]:
+        assert earlier < words.index("echo")
+        assert words[earlier + 1 : earlier + 4] == [
+            "-y",
+            "--no-install-recommends",
+            "ca-certificates",
+        ]
     assert words[-3:] == ["rm", "-rf", "/var/lib/apt/lists/*"]
     # The versioned directory first, so `pg_dump` is the 18 one.
     assert f"/usr/lib/postgresql/{PG_MAJOR}/bin:" in env_keys(runtime)["PATH"]
