@@ -456,16 +456,8 @@ def start_in_rootfs(
     return Process(popen, log, pid1)
 
 
-def run_in_rootfs(
-    rootfs: Path,
-    argv: list[str],
-    env: dict[str, str],
-    user: str,
-    workdir: str,
-    mounts: dict[str, Path] | None = None,
-    timeout: float = 120,
-) -> Exited:
-    process = start_in_rootfs(rootfs, argv, env, user, workdir, mounts)
+def finish(process: Process, argv: list[str], timeout: float) -> Exited:
+    """Wait for a started command; one that runs past ``timeout`` is killed and fails."""
     status = process.wait(timeout)
     if status is None:
         process.kill()
@@ -1065,6 +1057,26 @@ class RootfsInstance:
     def _user(self, user: str | None) -> str:
         return user if user is not None else self.config.user
 
+    def start(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        user: str | None = None,
+        mounts: dict[str, Path] | None = None,
+        entrypoint: bool = True,
+    ) -> Process:
+        """``argv`` after the image's ENTRYPOINT (or alone), as its user unless told."""
+        prefix = self.config.entrypoint if entrypoint else []
+        return start_in_rootfs(
+            self.rootfs,
+            [*prefix, *argv],
+            {**self.config.env, **env},
+            self._user(user),
+            self.config.workdir,
+            mounts,
+        )
+
     def run(
         self,
         argv: list[str],
@@ -1074,32 +1086,7 @@ class RootfsInstance:
         mounts: dict[str, Path] | None = None,
         timeout: float = 120,
     ) -> Exited:
-        return run_in_rootfs(
-            self.rootfs,
-            [*self.config.entrypoint, *argv],
-            {**self.config.env, **env},
-            self._user(user),
-            self.config.workdir,
-            mounts,
-            timeout,
-        )
-
-    def start(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        user: str | None = None,
-        mounts: dict[str, Path] | None = None,
-    ) -> Process:
-        return start_in_rootfs(
-            self.rootfs,
-            [*self.config.entrypoint, *argv],
-            {**self.config.env, **env},
-            self._user(user),
-            self.config.workdir,
-            mounts,
-        )
+        return finish(self.start(argv, env, user=user, mounts=mounts), argv, timeout)
 
     def exec(
         self,
@@ -1110,15 +1097,8 @@ class RootfsInstance:
         mounts: dict[str, Path] | None = None,
     ) -> Exited:
         """`argv` itself, without the ENTRYPOINT, as a health check or `docker exec` runs it."""
-        return run_in_rootfs(
-            self.rootfs,
-            argv,
-            {**self.config.env, **env},
-            self._user(user),
-            self.config.workdir,
-            mounts,
-            60,
-        )
+        process = self.start(argv, env, user=user, mounts=mounts, entrypoint=False)
+        return finish(process, argv, 60)
 
     def copy_out(self, path: str, dest: Path) -> Path:
         """A copy of a directory of the image, to read on the host."""
