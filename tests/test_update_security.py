@@ -461,3 +461,26 @@ def test_a_broken_conflict_in_pyproject_exits_2(tree_for, tmp_path: Path) -> Non
     proc = script(bot, "--check", env=base_env(bot, "python"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "unexpected failure" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("runtime", sorted(BOTS))
+def test_publish_applies_no_patch_into_git(tree_for, tmp_path: Path, runtime: str) -> None:
+    """A patch is data: one that writes a hook is refused by git apply, and nothing is pushed."""
+    bot, origin = published_bot(tree_for(BOTS[runtime]), tmp_path)
+    out = tmp_path / "update"
+    out.mkdir()
+    (out / "update.patch").write_text(
+        "diff --git a/.git/hooks/pre-commit b/.git/hooks/pre-commit\n"
+        "new file mode 100755\n"
+        "--- /dev/null\n"
+        "+++ b/.git/hooks/pre-commit\n"
+        "@@ -0,0 +1 @@\n"
+        "+touch hook-ran\n",
+        encoding="utf-8",
+    )
+    proc = script(bot, "--publish", str(out), env=publish_env(True, tmp_path))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert "invalid path '.git/hooks/pre-commit'" in output, output
+    assert not (bot / ".git/hooks/pre-commit").exists()
+    assert branch_head(origin) == ""
