@@ -546,6 +546,8 @@ def test_template_update_workflow(
     assert "scripts/template-update.sh --publish" in scripts
     assert 'gh pr create --base "$BASE"' in scripts and "gh pr edit" in scripts
     assert "git push" not in scripts, "the script pushes, with a lease"
+    # Job 1's output, which the template's code wrote, cannot close a fence.
+    assert "```" not in scripts
     publish = workflow["jobs"]["publish"]
     for step in publish["steps"]:
         if "run" in step and "gh " in step["run"]:
