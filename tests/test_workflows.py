@@ -103,6 +103,8 @@ def expected_manifest(answers: dict[str, Any]) -> set[str]:
     files = {".github/workflows/ci.yml", ".github/dependabot.yml", "scripts/template-update.sh"}
     if answers["template_updates"]:
         files.add(".github/workflows/template-update.yml")
+        # Copier's hashed pins for it (locks/copier/README.md).
+        files.add(".github/template-update-requirements.txt")
     if answers["deploy_mode"] == "actions":
         files |= {".github/workflows/deploy.yml", ".github/workflows/manual-deploy.yml"}
     if answers.get("backups") and answers.get("backup_path") == "actions":
@@ -120,8 +122,8 @@ ALERTING = {
     ".github/workflows/manual-deploy.yml": ("deploy", {"needs.deploy.result == 'failure'"}),
     ".github/workflows/backup.yml": ("backup", {"needs.backup.result == 'failure'"}),
     ".github/workflows/template-update.yml": (
-        "update",
-        {"needs.update.result == 'failure'", "needs.update.outputs.conflicts == 'true'"},
+        ["update", "publish"],
+        {"contains(needs.*.result, 'failure')", "needs.update.outputs.conflicts == 'true'"},
     ),
 }
 
@@ -496,8 +498,9 @@ def check_workflow_security(name: str, workflow: dict[str, Any]) -> None:
     for job_name, job in workflow["jobs"].items():
         permissions = job.get("permissions")
         assert isinstance(permissions, dict), f"{name}/{job_name} states its permissions"
-        if name == "template-update.yml" and job_name == "update":
+        if name == "template-update.yml" and job_name == "publish":
             # It pushes one branch and opens one pull request; nothing else.
+            # The job that runs the template's code (update) only reads.
             assert permissions == {"contents": "write", "pull-requests": "write"}
         else:
             assert set(permissions.values()) <= {"read", "none"}, (
@@ -585,21 +588,38 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
 def test_template_update_workflow(
     rendered_matrix: RenderedMatrix, combo: matrix.Combination
 ) -> None:
-    """Weekly, on demand, one job that runs the bot's own update script (and an alert)."""
+    """Weekly, on demand: the bot's own update script, in two jobs (and an alert).
+
+    tests/test_update_security.py runs both jobs' scripts against malicious
+    releases; here, the shape.
+    """
     workflow = workflows(rendered_matrix.tree(combo))["template-update.yml"]
     assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    assert set(workflow["jobs"]) == {"update", "alert"}
+    assert set(workflow["jobs"]) == {"update", "publish", "alert"}
+    base = "develop" if combo.answers["staging"] else "main"
+    for name in ("update", "publish"):
+        job = workflow["jobs"][name]
+        checkout = next(
+            s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")
+        )
+        # The update merges against the history; credentials never stay on disk.
+        assert checkout["with"] == {"ref": base, "fetch-depth": 0, "persist-credentials": False}
     job = workflow["jobs"]["update"]
-    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
-    # Copier merges against the history; credentials never stay on disk.
-    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
     setup_uv = next(s for s in job["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv@"))
     assert setup_uv["with"]["enable-cache"] is False
+    assert "env" not in job
     scripts = "\n".join(run_scripts(workflow))
-    assert "scripts/template-update.sh" in scripts
-    assert "gh pr create" in scripts and "gh pr edit" in scripts
-    assert job["env"]["GH_TOKEN"] == "${{ secrets.TEMPLATE_UPDATE_TOKEN || github.token }}"
+    assert "scripts/template-update.sh --patch" in scripts
+    assert "scripts/template-update.sh --publish" in scripts
+    assert 'gh pr create --base "$BASE"' in scripts and "gh pr edit" in scripts
+    assert "git push" not in scripts, "the script pushes, with a lease"
+    # Job 1's output, which the template's code wrote, cannot close a fence.
+    assert "```" not in scripts
+    publish = workflow["jobs"]["publish"]
+    for step in publish["steps"]:
+        if "run" in step and "gh " in step["run"]:
+            assert step["env"]["GH_TOKEN"] == "${{ secrets.TEMPLATE_UPDATE_TOKEN || github.token }}"
 
 
 @pytest.mark.parametrize("combo", PARAMS)
@@ -634,6 +654,7 @@ def test_failures_alert_on_discord(
         assert text.count("secrets.ALERT_DISCORD_WEBHOOK_URL") == 1, name
     if "template-update.yml" in found:
         update = found["template-update.yml"]["jobs"]["update"]
+        assert update["outputs"]["changed"] == "${{ steps.update.outputs.changed }}"
         assert update["outputs"]["conflicts"] == "${{ steps.update.outputs.conflicts }}"
         script = next(s["run"] for s in update["steps"] if s.get("id") == "update")
         assert 'if [ "$status" -eq 1 ]; then\n  echo "conflicts=true" >> "$GITHUB_OUTPUT"' in script
@@ -778,8 +799,13 @@ def test_node_dependabot_and_template_update(tree_for, wanted: dict[str, Any]) -
     workflow = workflows(tree)["template-update.yml"]
     steps = workflow["jobs"]["update"]["steps"]
     uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
-    # uv runs Copier; Node relocks package-lock.json. Neither caches: the job
-    # writes to the repository.
-    assert uses == ["actions/checkout", "astral-sh/setup-uv", "actions/setup-node"]
+    # uv installs Copier; Node relocks package-lock.json. Neither caches: the
+    # job's patch is pushed by the next.
+    assert uses == [
+        "actions/checkout",
+        "astral-sh/setup-uv",
+        "actions/setup-node",
+        "actions/upload-artifact",
+    ]
     setup_node = next(s for s in steps if s.get("uses", "").startswith("actions/setup-node@"))
     assert setup_node["with"] == {"node-version-file": ".nvmrc"}
