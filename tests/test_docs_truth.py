@@ -249,8 +249,41 @@ def test_docs_name_only_what_the_combination_has(
         text = (tree / doc).read_text(encoding="utf-8")
         problems += term_problems(doc, text, answers, slug, package)
         problems += path_problems(doc, text, tree)
-    problems += shutdown_problems(tree, (tree / "DEPLOYMENT.md").read_text("utf-8"), package)
+    deployment = (tree / "DEPLOYMENT.md").read_text("utf-8")
+    problems += shutdown_problems(tree, deployment, package)
+    problems += protection_problems(
+        deployment, matrix.complete({**matrix.REQUIRED_ANSWERS, **answers})
+    )
     assert not problems, "\n".join(problems)
+
+
+def protection_problems(deployment: str, answers: Answers) -> list[str]:
+    """The runbook has the owner protect every branch that deploys before the first deploy."""
+    match = re.search(r"^### Protect the branches that deploy\n(.*?)^### ", deployment, re.M | re.S)
+    if not match:
+        return ["DEPLOYMENT.md does not say how to protect the branches that deploy"]
+    section, problems = match[1], []
+    branches = ["main", "develop"] if answers["staging"] else ["main"]
+    target = " and ".join(f"`{b}`" for b in branches)
+    if f"target branches {target}" not in " ".join(section.split()):
+        problems.append(f"the ruleset does not target {target}")
+    for rule in (
+        "Block force pushes",
+        "Require a pull request",
+        "Require status checks",
+        "bypass list",
+        "never GitHub Actions",
+    ):
+        if rule not in section:
+            problems.append(f"the ruleset lacks '{rule}'")
+    if answers["deploy_mode"] == "actions" and "**Required reviewers**" not in section:
+        problems.append("production's environment has no required reviewers")
+    if answers["template_updates"] and "`template-update`" not in section:
+        problems.append("the template-update environment is not limited to its branch")
+    before = deployment.split("## First deploy", 1)[0]
+    if "Protect the branches" not in " ".join(before.split()):
+        problems.append("the first-deploy checklist does not point to the branch protection")
+    return problems
 
 
 # ------------------------------------------------------ the checks themselves --
