@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from bot_process import BotProcess
-from fake_discord import FakeDiscord
+from fake_discord import FakeDiscord, Recorded
 
 EXIT_CONFIG = 78
 
@@ -95,11 +95,14 @@ def test_every_other_close_is_followed_by_a_reconnect(
     bot.wait_for("/ready")
     for code in RECOVERABLE_CLOSES:
         opened = fake_discord.recorded.sessions_opened
+
+        def reconnected(recorded: Recorded, opened: int = opened) -> bool:
+            return recorded.sessions_opened > opened and recorded.open_sessions == 1
+
         fake_discord.close_sessions(code)
-        assert fake_discord.wait_until(
-            lambda recorded, opened=opened: recorded.sessions_opened > opened
-            and recorded.open_sessions == 1
-        ), f"no new session after close code {code}:\n{bot.output[-3000:]}"
+        assert fake_discord.wait_until(reconnected), (
+            f"no new session after close code {code}:\n{bot.output[-3000:]}"
+        )
         bot.wait_for("/ready")
     assert bot.process.poll() is None
     assert not [r for r in bot.log_records() if r["level"] == "CRITICAL"]
