@@ -2,14 +2,54 @@
  * The bot as a process against a fake Discord: it logs in, answers each
  * interaction once, reports its state on /health and /ready, and stops on
  * SIGTERM within the promised bound, whatever state the gateway is in.
+ *
+ * Discord ends a gateway session with a close code. After some of them it
+ * will not take the session back (its documentation marks them "Reconnect:
+ * false"): the bot must then stop, not stay up unconnected, with the exit
+ * status the runbook gives. After every other code it reconnects.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { GatewayCloseCodes } from "discord.js";
 import { SHUTDOWN_BUDGET_MS } from "../src/lifecycle.ts";
 import { BotProcess, waitFor } from "./botProcess.ts";
 import { FakeDiscord } from "./fakeDiscord.ts";
 
 const TOKEN = "test-token";
+const EXIT_CONFIG = 78;
+
+/**
+ * Each close code after which Discord does not take the session back, and the exit status it
+ * ends the bot with: 78 for what the owner must change in the Developer Portal (a reset token,
+ * a privileged intent not enabled), 1 for the rest.
+ */
+const FATAL_CLOSES = new Map([
+  [4004, EXIT_CONFIG],
+  [4010, 1],
+  [4011, 1],
+  [4012, 1],
+  [4013, 1],
+  [4014, EXIT_CONFIG],
+]);
+/** What the single CRITICAL line says for each fatal close. */
+const EXPLAINED = new Map([
+  [4004, "Reset Token"],
+  [4010, "4010"],
+  [4011, "4011"],
+  [4012, "4012"],
+  [4013, "4013"],
+  [4014, "Privileged Gateway Intents"],
+]);
+/**
+ * Every other code Discord closes a session with, as discord.js knows them (1000 included,
+ * which Discord sends too): the bot connects again.
+ */
+const RECOVERABLE_CLOSES = [
+  1000,
+  ...Object.values(GatewayCloseCodes).filter(
+    (code): code is number => typeof code === "number" && !FATAL_CLOSES.has(code),
+  ),
+];
 
 function settings(
   discord: FakeDiscord,
@@ -105,6 +145,46 @@ describe("the bot against a fake Discord", () => {
     await using bot = await BotProcess.start(settings(discord));
     assert.equal(await bot.exit(), 78);
     assert.match(bot.output, /privileged intent/);
+  });
+
+  for (const [code, status] of FATAL_CLOSES) {
+    test(`a close with ${String(code)} after READY stops the bot, exit ${String(status)}`, async () => {
+      // Discord closes a live session this way when the token is reset, when the bot outgrows
+      // one connection (4011), when an intent is withdrawn...
+      await using discord = await FakeDiscord.started(TOKEN);
+      await using bot = await BotProcess.start(settings(discord));
+      await bot.waitUntilReady();
+      await discord.closeSessions(code);
+      assert.equal(await bot.exit(), status);
+      const critical = bot.logs.filter((record) => record.level === "CRITICAL");
+      assert.equal(critical.length, 1, bot.output);
+      assert.ok(critical[0]?.message.includes(EXPLAINED.get(code) ?? "?"), bot.output);
+      // Nobody tried again: Discord would only refuse it.
+      assert.equal(discord.recorded.sessionsOpened, 1);
+    });
+  }
+
+  test("every other close code is followed by a reconnect", async () => {
+    assert.ok(RECOVERABLE_CLOSES.length >= 9, String(RECOVERABLE_CLOSES));
+    await using discord = await FakeDiscord.started(TOKEN);
+    await using bot = await BotProcess.start(settings(discord));
+    await bot.waitUntilReady();
+    for (const code of RECOVERABLE_CLOSES) {
+      const opened = discord.recorded.sessionsOpened;
+      await discord.closeSessions(code);
+      assert.ok(
+        await discord.waitUntil(
+          (recorded) => recorded.sessionsOpened > opened && recorded.openSessions === 1,
+        ),
+        `no new session after close code ${String(code)}:\n${bot.output}`,
+      );
+      await bot.waitUntilReady();
+    }
+    assert.equal(bot.exitCode, null);
+    assert.deepEqual(
+      bot.logs.filter((record) => record.level === "CRITICAL"),
+      [],
+    );
   });
 
   test("a configuration problem stops the bot before anything starts, exit 78", async () => {

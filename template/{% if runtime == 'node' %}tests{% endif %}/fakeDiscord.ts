@@ -102,6 +102,8 @@ export class Recorded {
   openSessions = 0;
   /** The most sessions ever open at once. */
   maxSessions = 0;
+  /** Gateway sessions ever identified or resumed. */
+  sessionsOpened = 0;
   /** Every HTTP request as "METHOD /path" (no query string), unknown routes included. */
   restCalls: string[] = [];
   /** Interaction id -> when it was sent and to which instances. */
@@ -351,7 +353,11 @@ export class FakeDiscord {
     return id;
   }
 
-  /** Close every gateway session, as Discord does in an outage (4000: reconnect). */
+  /**
+   * Close every gateway session with `code`, as Discord does. 4000 (unknown error, the default)
+   * is an outage the client recovers from; 4004 (token reset) and 4010 to 4014 are the codes
+   * after which Discord will not take the session back.
+   */
   async closeSessions(code = 4000): Promise<void> {
     const sockets = [...this.#sessions.values()].map((session) => session.ws);
     await closeAll(sockets, code, "Gateway outage.");
@@ -652,6 +658,7 @@ export class FakeDiscord {
     const session: Session = { name, instance: FakeDiscord.instanceOf(token), ws, sequence: 1 };
     this.#sessions.set(name, session);
     this.recorded.openSessions += 1;
+    this.recorded.sessionsOpened += 1;
     this.recorded.maxSessions = Math.max(this.recorded.maxSessions, this.recorded.openSessions);
     return session;
   }

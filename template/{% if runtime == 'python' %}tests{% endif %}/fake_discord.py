@@ -61,6 +61,8 @@ class Recorded:
     command_syncs: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     open_sessions: int = 0
     max_sessions: int = 0
+    #: Gateway sessions ever identified or resumed.
+    sessions_opened: int = 0
     rest_calls: list[str] = field(default_factory=list)
     #: Interaction id -> when it was sent (time.monotonic()) and to which sessions.
     interactions: dict[int, tuple[float, list[str]]] = field(default_factory=dict)
@@ -142,7 +144,12 @@ class FakeDiscord:
         return future.result(timeout=10)
 
     def close_sessions(self, code: int = 4000) -> None:
-        """Close every gateway session, as Discord does in an outage (4000: reconnect)."""
+        """Close every gateway session with ``code``, as Discord does.
+
+        4000 (unknown error, the default) is an outage the client recovers
+        from; 4004 (token reset) and 4010 to 4014 are the codes after which
+        Discord will not take the session back.
+        """
         asyncio.run_coroutine_threadsafe(self._close_sessions(code), self._loop).result(timeout=10)
 
     def accepts(self, token: str) -> bool:
@@ -335,6 +342,7 @@ class FakeDiscord:
         session = _Session(name=name, instance=self.instance_of(token), ws=ws)
         self._sessions[name] = session
         self.recorded.open_sessions += 1
+        self.recorded.sessions_opened += 1
         self.recorded.max_sessions = max(self.recorded.max_sessions, self.recorded.open_sessions)
         return session
 
