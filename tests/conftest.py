@@ -254,16 +254,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests that run a generated bot's own suite go first (their suites take
     turns on ``bot_suite_lock``, their renders, installs and linters do not),
     while the other workers and the idle CPU take the thousands of short
-    tests; one started last would make the whole run wait for it. Each long
-    test is followed by a lighter slow test, so that no worker holds two long
+    tests; one started last would make the whole run wait for it. An image
+    build (marked ``image``) takes the same lock, so it counts as long too.
+    Each long test is followed by a lighter slow test, so that no worker holds two long
     tests in its queue while another one is free. The tests that run the most
     toolchains start first; otherwise order within each kind is collection
     order.
     """
-    heavy = sorted(
-        (i for i in items if i.get_closest_marker("bot_suite")),
-        key=lambda i: -i.get_closest_marker("bot_suite").kwargs.get("runs", 1),
-    )
+
+    def runs(item: pytest.Item) -> int:
+        marker = item.get_closest_marker("bot_suite")
+        return marker.kwargs.get("runs", 1) if marker else 1
+
+    long = [i for i in items if i.get_closest_marker("bot_suite") or i.get_closest_marker("image")]
+    heavy = sorted(long, key=lambda i: -runs(i))
     light = [i for i in items if i.get_closest_marker("slow") and i not in heavy]
     rest = [i for i in items if not i.get_closest_marker("slow") and i not in heavy]
     interleaved = [
