@@ -438,42 +438,100 @@ def test_the_watcher_sees_a_short_lived_command_line(tmp_path: Path) -> None:
     assert any(marker in line for line in watcher.seen)
 
 
+#: What backup.sh and restore.sh run; each is wrapped to record its argv.
+WRAPPED_PROGRAMS = (
+    "pg_dump", "pg_restore", "psql", "sed", "awk", "grep", "sha256sum", "head",
+    "tr", "wc", "date", "mktemp", "ln", "rm", "mkdir", "dirname", "basename", "cat",
+)  # fmt: skip
+
+
+def argv_recorder(bin_dir: Path, log: Path) -> dict[str, str]:
+    """A PATH whose first directory records each wrapped program's argv in ``log``."""
+    bin_dir.mkdir()
+    for name in WRAPPED_PROGRAMS:
+        real = shutil.which(name)
+        if real is None:
+            continue
+        wrapper = bin_dir / name
+        # printf is the shell's builtin: recording adds no command line.
+        wrapper.write_text(
+            f"#!/bin/sh\nprintf '%s ' {name} \"$@\" >> '{log}'\n"
+            f"printf '\\n' >> '{log}'\nexec '{real}' \"$@\"\n"
+        )
+        wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("where", ["userinfo", "query"])
 def test_postgres_password_never_on_a_command_line(
-    scripts: dict[str, Path], scratch: str, tmp_path: Path
+    scripts: dict[str, Path], scratch: str, tmp_path: Path, where: str
 ) -> None:
     seed(scratch)
     # The local server trusts its clients, so any password connects; what
     # matters is where the scripts put it. Characters that need
     # percent-encoding in a URL are decoded before PostgreSQL gets them.
+    # libpq takes the password from the user part or from a ?password=
+    # parameter alike.
     password = f"pw-{uuid.uuid4().hex}"
     parts = urlsplit(scratch)
     user = parts.username or "postgres"
-    netloc = f"{user}:{password}%40x@{parts.hostname}:{parts.port or 5432}"
-    url = urlunsplit(parts._replace(netloc=netloc))
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    if where == "userinfo":
+        url = urlunsplit(
+            parts._replace(netloc=f"{user}:{password}%40x@{host}", query="application_name=backup")
+        )
+    else:
+        url = urlunsplit(
+            parts._replace(
+                netloc=f"{user}@{host}",
+                query=f"connect_timeout=10&password={password}%40x&application_name=backup",
+            )
+        )
+    log = tmp_path / "argv.log"
+    path = argv_recorder(tmp_path / "bin", log)
     with CommandLineWatcher() as watcher:
         result = run(
             scripts["postgres"] / "backup.sh",
             "--output-dir",
             "out",
             cwd=tmp_path,
-            env={"DATABASE_URL": url},
+            env={"DATABASE_URL": url, **path},
         )
         assert result.returncode == 0, result.stderr
         backup = tmp_path / result.stdout.strip().splitlines()[-1]
-        result = restore_postgres(scripts, backup, scratch, cwd=tmp_path, url=url)
+        result = run(
+            scripts["postgres"] / "restore.sh",
+            "--from",
+            str(backup),
+            "--confirm",
+            confirm_for(scratch),
+            cwd=tmp_path,
+            env={"DATABASE_URL": url, **path},
+        )
         assert result.returncode == 0, result.stderr
-    # The watch saw the PostgreSQL tools run, so not seeing the password means
-    # something.
+    # The wrappers and the watch saw the PostgreSQL tools run, so not seeing
+    # the password means something.
+    recorded = log.read_text().splitlines()
+    assert {"pg_dump", "pg_restore", "psql"} <= {line.split(" ", 1)[0] for line in recorded}
     assert {"pg_dump", "pg_restore", "psql"} <= watcher.programs(), watcher.programs()
-    leaks = [line for line in watcher.seen if password in line]
+    leaks = [line for line in [*recorded, *watcher.seen] if password in line]
     assert not leaks, leaks
     assert password not in result.stderr
+    # The other parameters still reach libpq.
+    assert any("application_name=backup" in line for line in recorded if line.startswith("pg_dump"))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:secret@127.0.0.1:5432/x",
+        "postgresql://postgres@127.0.0.1:5432/x?sslmode=disable&password=secret",
+    ],
+    ids=["userinfo", "query"],
+)
 def test_postgres_password_on_the_command_line_is_refused(
-    scripts: dict[str, Path], tmp_path: Path
+    scripts: dict[str, Path], tmp_path: Path, url: str
 ) -> None:
-    url = "postgresql://postgres:secret@127.0.0.1:5432/x"
     for script in ("backup.sh", "restore.sh"):
         result = run(scripts["postgres"] / script, "--database-url", url, cwd=tmp_path)
         assert result.returncode == 2

@@ -29,10 +29,14 @@ job; this file checks what the workflows do, per option:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import threading
+import uuid
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -477,7 +481,8 @@ def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combinat
     assert job["env"]["BACKUP_HEARTBEAT_URL"] == "${{ secrets.BACKUP_HEARTBEAT_URL }}"
     ping = job["steps"][-1]
     assert ping["if"] == "env.BACKUP_HEARTBEAT_URL != ''"
-    assert ping["run"].startswith("curl --fail ") and '"$BACKUP_HEARTBEAT_URL"' in ping["run"]
+    # The URL goes to curl on stdin (test_backup_heartbeat_url_never_reaches_a_command_line).
+    assert "curl --config - " in ping["run"] and "$BACKUP_HEARTBEAT_URL" in ping["run"]
     upload = next(
         s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")
     )
@@ -809,3 +814,60 @@ def test_node_dependabot_and_template_update(tree_for, wanted: dict[str, Any]) -
     ]
     setup_node = next(s for s in steps if s.get("uses", "").startswith("actions/setup-node@"))
     assert setup_node["with"] == {"node-version-file": ".nvmrc"}
+
+
+def test_backup_heartbeat_url_never_reaches_a_command_line(tmp_path: Path) -> None:
+    """The heartbeat step, run with bash and curl against a local server.
+
+    A heartbeat URL is a bearer secret (whoever has it can fake the pings),
+    so it goes to curl on stdin, as scripts/alert.sh does with its webhook.
+    """
+    combo = next(
+        c
+        for c in matrix.combinations()
+        if c.answers.get("backups") and c.answers.get("backup_path") == "actions"
+    )
+    tree = matrix.render(combo.answers, tmp_path / "bot")
+    [ping] = [
+        step
+        for step in workflows(tree)["backup.yml"]["jobs"]["backup"]["steps"]
+        if "BACKUP_HEARTBEAT_URL" in step.get("run", "")
+    ]
+    token = f"heartbeat-{uuid.uuid4().hex}"
+    seen: list[tuple[str, bool]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            # curl is still running: its command line is in /proc now.
+            in_argv = any(
+                token.encode() in cmdline.read_bytes()
+                for cmdline in Path("/proc").glob("[0-9]*/cmdline")
+                if cmdline.exists()
+            )
+            seen.append((self.path, in_argv))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/ping/{token}"
+        # GitHub runs a step's script with `bash -e {0}`.
+        result = subprocess.run(
+            ["bash", "-e", "-c", ping["run"]],
+            env={"PATH": os.environ["PATH"], "BACKUP_HEARTBEAT_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert seen == [(f"/ping/{token}", False)]

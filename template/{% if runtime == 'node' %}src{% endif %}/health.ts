@@ -25,6 +25,18 @@ export type Check = () => Promise<boolean>;
 
 /** A dependency that does not answer within this time counts as down. */
 export const CHECK_TIMEOUT_MS = 2000;
+/**
+ * How long one round of dependency checks answers for: every /health request
+ * in the meantime shares it, so a flood of requests costs each dependency one
+ * check a second, not one per request.
+ */
+export const CHECK_CACHE_MS = 1000;
+/**
+ * Most connections served at once; one more is closed on arrival, unanswered.
+ * Railway's probe needs one, and each costs a socket and buffers: without a
+ * cap, idle clients alone could hold the process's memory and descriptors.
+ */
+export const MAX_CONNECTIONS = 64;
 /** Longest request line plus headers accepted; a health check sends a few hundred bytes. */
 const MAX_HEADER_BYTES = 8 * 1024;
 /** How long a keep-alive connection may sit idle before the server closes it. */
@@ -68,29 +80,62 @@ export class HealthServer {
   readonly #outageLimitSeconds: number;
   readonly #started = performance.now();
   readonly #server: Server;
+  /** The latest round of checks, and when it ended (null while it runs). */
+  #round: Promise<Map<string, boolean>> | null = null;
+  #roundEnded: number | null = null;
 
   constructor(options: {
     checks: Record<string, Check>;
     version: string;
     gatewayOutageLimitSeconds: number;
+    /** Shorter bounds for tests: idle between requests, and one whole request. */
+    timeoutsMs?: { idle: number; request: number };
   }) {
     this.#checks = new Map(Object.entries(options.checks));
     this.#version = options.version;
     this.#outageLimitSeconds = options.gatewayOutageLimitSeconds;
+    const idle = options.timeoutsMs?.idle ?? IDLE_TIMEOUT_MS;
+    const request = options.timeoutsMs?.request ?? REQUEST_TIMEOUT_MS;
     this.#server = createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,
-        requestTimeout: REQUEST_TIMEOUT_MS,
-        headersTimeout: REQUEST_TIMEOUT_MS,
-        keepAliveTimeout: IDLE_TIMEOUT_MS,
+        requestTimeout: request,
+        headersTimeout: request,
+        keepAliveTimeout: idle,
+        // How often requestTimeout is enforced (30 s by default).
+        connectionsCheckingInterval: Math.min(1000, request),
       },
       (request, response) => void this.#handle(request, response),
     );
+    // A connection that sends nothing at all is closed after the request
+    // timeout too (the default, 0, would keep a silent socket open).
+    this.#server.timeout = request;
+    this.#server.maxConnections = MAX_CONNECTIONS;
   }
 
   /** Check the dependencies this way from now on (the active bot's own clients). */
   useChecks(checks: Record<string, Check>): void {
     this.#checks = new Map(Object.entries(checks));
+    this.#round = null; // the next request checks with these at once
+  }
+
+  /** Each dependency's state, from a round of checks at most CHECK_CACHE_MS old. */
+  checkDependencies(): Promise<Map<string, boolean>> {
+    const fresh =
+      this.#round !== null &&
+      (this.#roundEnded === null || performance.now() - this.#roundEnded < CHECK_CACHE_MS);
+    if (this.#round === null || !fresh) {
+      this.#roundEnded = null;
+      const checks = this.#checks;
+      const round = Promise.all(
+        [...checks].map(async ([name, check]) => [name, await runCheck(name, check)] as const),
+      ).then((results) => new Map(results));
+      this.#round = round;
+      void round.finally(() => {
+        if (this.#round === round) this.#roundEnded = performance.now();
+      });
+    }
+    return this.#round;
   }
 
   /** The port listened on (useful when asked for port 0). */
@@ -135,13 +180,12 @@ export class HealthServer {
 
   /** The /health status code and body. */
   async report(): Promise<Answer> {
-    const names = [...this.#checks.keys()];
-    const results = await Promise.all(
-      names.map((name) => runCheck(name, this.#checks.get(name) ?? (() => Promise.resolve(false)))),
+    const results = await this.checkDependencies();
+    const services = Object.fromEntries(
+      [...results].map(([name, ok]) => [name, ok ? "ok" : "down"]),
     );
-    const services = Object.fromEntries(names.map((name, i) => [name, results[i] ? "ok" : "down"]));
     const outage = this.gatewayOutageSeconds();
-    const healthy = results.every(Boolean) && outage <= this.#outageLimitSeconds;
+    const healthy = [...results.values()].every(Boolean) && outage <= this.#outageLimitSeconds;
     const state = this.gatewayState();
     const ping = this.gateway?.ping ?? -1;
     const body = {

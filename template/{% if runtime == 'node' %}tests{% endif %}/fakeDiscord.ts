@@ -112,6 +112,8 @@ export class Recorded {
   answers = new Map<string, string[]>();
   /** Interaction id -> the text of its reply (the first callback's content). */
   replies = new Map<string, string>();
+  /** Interaction id -> the body of each callback that answered it. */
+  callbacks = new Map<string, JsonObject[]>();
   /** Instance name -> when each of its answers arrived. */
   answeredAt = new Map<string, number[]>();
 }
@@ -496,6 +498,7 @@ export class FakeDiscord {
     this.recorded.answeredAt.set(instance, times);
     // A reply (4) or a deferred reply (5) creates the original message, as on Discord.
     const body = isObject(request.body) ? request.body : {};
+    this.recorded.callbacks.set(id, [...(this.recorded.callbacks.get(id) ?? []), body]);
     const type = typeof body.type === "number" ? body.type : 4;
     const data = isObject(body.data) ? body.data : {};
     const flags = typeof data.flags === "number" ? data.flags : 0;

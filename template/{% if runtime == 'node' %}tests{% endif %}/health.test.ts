@@ -1,9 +1,9 @@
 /** The health server over real HTTP: answers, status codes, limits, slow checks. */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { describe, test } from "node:test";
-import { HealthServer, type Gateway } from "../src/health.ts";
+import { CHECK_CACHE_MS, HealthServer, MAX_CONNECTIONS, type Gateway } from "../src/health.ts";
 
 async function started(server: HealthServer): Promise<string> {
   await server.start("127.0.0.1", 0);
@@ -12,6 +12,18 @@ async function started(server: HealthServer): Promise<string> {
 
 function serverWith(checks: Record<string, () => Promise<boolean>> = {}, limit = 60): HealthServer {
   return new HealthServer({ checks, version: "1.2.3", gatewayOutageLimitSeconds: limit });
+}
+
+/** Send raw bytes; everything the server sends until it closes, or "" if it resets. */
+async function exchange(port: number, raw: string): Promise<string> {
+  const socket = connect(port, "127.0.0.1");
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  socket.on("error", () => undefined); // a reset ends the exchange like a close
+  await once(socket, "connect");
+  socket.write(raw);
+  await once(socket, "close");
+  return Buffer.concat(chunks).toString();
 }
 
 class FakeGateway implements Gateway {
@@ -159,5 +171,101 @@ describe("the health server", () => {
     const before = performance.now();
     await server.stop();
     assert.ok(performance.now() - before < 1000);
+  });
+
+  test("pipelined requests are each answered, in order", async () => {
+    const server = serverWith();
+    await started(server);
+    try {
+      const raw = await exchange(
+        server.port,
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      const statuses = [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => match[1]);
+      assert.deepEqual(statuses, ["200", "404"]);
+      assert.ok(raw.endsWith('{"error":"not found"}'), raw);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a silent connection is closed after its timeout", async () => {
+    const server = new HealthServer({
+      checks: {},
+      version: "1.2.3",
+      gatewayOutageLimitSeconds: 60,
+      timeoutsMs: { idle: 300, request: 300 },
+    });
+    await started(server);
+    try {
+      const before = performance.now();
+      // Connected, then nothing: closed, with or without a 408 first.
+      const answer = await exchange(server.port, "");
+      const waited = performance.now() - before;
+      assert.match(answer, /^(HTTP\/1\.1 408 [^]*)?$/);
+      assert.ok(waited > 200 && waited < 3000, `closed after ${String(waited)} ms`);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("connections beyond the cap are closed and the others still served", async () => {
+    const server = serverWith();
+    const url = await started(server);
+    const idle: Socket[] = [];
+    try {
+      for (let i = 0; i < MAX_CONNECTIONS; i++) {
+        const socket = connect(server.port, "127.0.0.1");
+        socket.on("error", () => undefined);
+        await once(socket, "connect");
+        idle.push(socket);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500)); // all accepted
+      const request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      assert.equal(await exchange(server.port, request), "");
+      idle.pop()?.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal((await fetch(`${url}/health`)).status, 200);
+    } finally {
+      for (const socket of idle) socket.destroy();
+      await server.stop();
+    }
+  });
+
+  test("a flood of /health requests checks the dependencies about once a second", async () => {
+    let calls = 0;
+    let up = true;
+    const server = serverWith({
+      database: async () => {
+        calls += 1;
+        await new Promise((resolve) => setTimeout(resolve, 50)); // a round trip
+        return up;
+      },
+    });
+    const url = await started(server);
+    try {
+      const before = performance.now();
+      // 25 at once, then 25 one after the other: 50 rapid requests.
+      const statuses = await Promise.all(
+        Array.from({ length: 25 }, async () => (await fetch(`${url}/health`)).status),
+      );
+      for (let i = 0; i < 25; i++) statuses.push((await fetch(`${url}/health`)).status);
+      const elapsed = performance.now() - before;
+      assert.deepEqual(statuses, Array<number>(50).fill(200));
+      // One check per CHECK_CACHE_MS at most, however many requests.
+      assert.ok(
+        calls <= elapsed / CHECK_CACHE_MS + 1,
+        `${String(calls)} checks in ${String(elapsed)} ms`,
+      );
+      // The cache is short: a database that went down is reported soon.
+      up = false;
+      await new Promise((resolve) => setTimeout(resolve, CHECK_CACHE_MS + 100));
+      const response = await fetch(`${url}/health`);
+      assert.equal(response.status, 503);
+      assert.equal(((await response.json()) as Record<string, unknown>).database, "down");
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -68,6 +68,8 @@ class Recorded:
     interactions: dict[int, tuple[float, list[str]]] = field(default_factory=dict)
     #: Interaction id -> the instance name of each session that answered it.
     answers: dict[int, list[str]] = field(default_factory=dict)
+    #: Interaction id -> the body of each callback that answered it.
+    callbacks: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     #: Instance name -> when each of its answers arrived.
     answered_at: dict[str, list[float]] = field(default_factory=dict)
 
@@ -296,6 +298,8 @@ class FakeDiscord:
         instance = request.match_info["token"].partition(".")[0]
         interaction_id = int(request.match_info["id"])
         self.recorded.answers.setdefault(interaction_id, []).append(instance)
+        body = await request.json() if request.content_type == "application/json" else {}
+        self.recorded.callbacks.setdefault(interaction_id, []).append(body)
         self.recorded.answered_at.setdefault(instance, []).append(time.monotonic())
         return _json({"interaction": {"id": str(interaction_id), "type": 2}})
 

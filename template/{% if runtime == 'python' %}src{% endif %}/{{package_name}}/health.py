@@ -33,6 +33,10 @@ Check = Callable[[], Awaitable[bool]]
 
 #: A dependency that does not answer within this time counts as down.
 CHECK_TIMEOUT_SECONDS = 2.0
+#: How long one round of dependency checks answers for: every /health request
+#: in the meantime shares it, so a flood of requests costs each dependency one
+#: check a second, not one per request.
+CHECK_CACHE_SECONDS = 1.0
 
 
 class Gateway(Protocol):
@@ -91,6 +95,9 @@ class HealthServer:
         self.gateway: Gateway | None = None
         self._gateway_outage_limit = gateway_outage_limit
         self._checks = dict(checks)
+        #: The latest round of checks, and when it ended (None while it runs).
+        self._round: asyncio.Task[dict[str, bool]] | None = None
+        self._round_ended: float | None = None
         self._version = version
         self._started = time.monotonic()
         # No access log: Railway polls often, and the log is for the bot.
@@ -100,6 +107,7 @@ class HealthServer:
     def use_checks(self, checks: Mapping[str, Check]) -> None:
         """Check the dependencies this way from now on (the active bot's own clients)."""
         self._checks = dict(checks)
+        self._round = None  # the next request checks with these at once
 
     async def start(self, host: str, port: int) -> None:
         await self._http.start(host, port)
@@ -108,6 +116,35 @@ class HealthServer:
 
     async def stop(self) -> None:
         await self._http.stop()
+        if self._round is not None:
+            self._round.cancel()
+
+    @staticmethod
+    async def _check_round(checks: Mapping[str, Check]) -> dict[str, bool]:
+        names = list(checks)
+        results = await asyncio.gather(*(_run_check(checks[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    def _round_done(self, task: asyncio.Task[dict[str, bool]]) -> None:
+        if task is self._round:
+            self._round_ended = time.monotonic()
+
+    async def check_dependencies(self) -> dict[str, bool]:
+        """Each dependency's state, from a round of checks at most CHECK_CACHE_SECONDS old."""
+        current = self._round
+        fresh = current is not None and (
+            not current.done()  # running: share it
+            or (
+                self._round_ended is not None
+                and time.monotonic() - self._round_ended < CHECK_CACHE_SECONDS
+            )
+        )
+        if current is None or not fresh:
+            self._round_ended = None
+            current = self._round = asyncio.create_task(self._check_round(self._checks))
+            current.add_done_callback(self._round_done)
+        # A request that goes away must not cancel the round the others wait on.
+        return dict(await asyncio.shield(current))
 
     def gateway_state(self) -> str:
         gateway = self.gateway
@@ -125,11 +162,10 @@ class HealthServer:
 
     async def report(self) -> tuple[int, dict[str, Any]]:
         """The /health status code and body."""
-        names = list(self._checks)
-        results = await asyncio.gather(*(_run_check(self._checks[n]) for n in names))
-        services = {name: "ok" if ok else "down" for name, ok in zip(names, results, strict=True)}
+        results = await self.check_dependencies()
+        services = {name: "ok" if ok else "down" for name, ok in results.items()}
         outage = self.gateway_outage_seconds()
-        healthy = all(results) and outage <= self._gateway_outage_limit
+        healthy = all(results.values()) and outage <= self._gateway_outage_limit
         state = self.gateway_state()
         latency = self.gateway.latency if self.gateway is not None else None
         body = {

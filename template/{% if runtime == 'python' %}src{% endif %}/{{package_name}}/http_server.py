@@ -35,6 +35,10 @@ IDLE_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 #: How long a client may take to accept one response.
 WRITE_TIMEOUT_SECONDS = 10.0
+#: Most connections served at once; one more is closed on arrival, unanswered.
+#: Railway's probe needs one, and each costs a task and buffers: without a cap,
+#: idle clients alone could hold the process's memory and file descriptors.
+MAX_CONNECTIONS = 64
 
 
 class _ClientError(Exception):
@@ -82,6 +86,11 @@ class HttpServer:
         await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            writer.close()  # full: the client sees the connection end at once
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
@@ -133,8 +142,10 @@ class HttpServer:
                 return None
             connection.receive_data(data)
         # ...but once it has begun, the whole request must arrive in time.
+        # A pipelining client's next request may already be parsed: keep it.
         async with asyncio.timeout(self._request_timeout):
-            event = await self._next_event(connection, reader)
+            if event is h11.NEED_DATA:
+                event = await self._next_event(connection, reader)
             if event is None or isinstance(event, h11.ConnectionClosed):
                 return None
             if not isinstance(event, h11.Request):
