@@ -255,7 +255,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     turns on ``bot_suite_lock``, their renders, installs and linters do not),
     while the other workers and the idle CPU take the thousands of short
     tests; one started last would make the whole run wait for it. An image
-    build (marked ``image``) takes the same lock, so it counts as long too.
+    build (marked ``image``) counts as long too: it waits on a lock of its own.
     Each long test is followed by a lighter slow test, so that no worker holds two long
     tests in its queue while another one is free. The tests that run the most
     toolchains start first; otherwise order within each kind is collection

@@ -159,11 +159,11 @@ def build_with_bases(
 ) -> images.Build:
     """One build at a time in the whole run; the bases it names made first if needed.
 
-    A build takes its turn with the generated bots' suites (conftest.py's
-    bot_suite_lock): both keep the two cores busy, and the bots' fault
-    drills time real processes.
+    Builds do not wait for the generated bots' suites: a suite spends most
+    of its time in its drills' timers (about one core busy), and a build
+    beside it uses the other. Two builds at once never run.
     """
-    with exclusive(shared_dir(pytestconfig) / "bot-suite.lock"):
+    with exclusive(shared_dir(pytestconfig) / "image-build.lock"):
         if isinstance(builder.engine, images.Buildah):
             assert builder.stand_in is not None
             with exclusive(builder.engine.cache / "bases.lock"):
