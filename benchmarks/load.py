@@ -175,7 +175,7 @@ def main() -> int:
                     print(run.tail, flush=True)
                 runs.append(run)
             passed = sum(run.passed for run in runs)
-            slowest = max(run.seconds for run in runs)
+            slowest = max((run.seconds for run in runs), default=anchor.seconds)
             print(
                 f"{runtime}: {passed} of {len(runs)} loaded runs passed"
                 f" with {args.burners} burners; slowest {slowest:.1f} s"
