@@ -23,6 +23,18 @@ What is proven:
   backups never share or overwrite a file, and a refused archive is
   refused with pg_restore's own reason;
 - a safety copy of the previous contents is kept and is itself restorable;
+- backups are taken as the read-only role DEPLOYMENT.md has the owner
+  create (its SQL is read from the rendered runbook and run here), and
+  backup.sh refuses a role that can write (a superuser, pg_write_all_data,
+  a table privilege, transactions not read-only by default) unless
+  --allow-writable-role is given;
+- pg_dump gets PGSSLMODE=require for any host but this machine's, and the
+  URL's own sslmode (or ssl=true/false) in libpq's words: observed in the
+  environment of the real pg_dump, and by a dump that fails against this
+  machine's server (no TLS) when reached by a host name;
+- a dump encrypted by backup.yml's own Encrypt step (age, to a recipient)
+  restores with restore.sh --identity, and without the right identity
+  nothing changes;
 - the private path (backup_path=railway) renders neither script;
 - every error message names the problem and the fix.
 """
@@ -31,7 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import socket
 import stat
 import subprocess
 import threading
@@ -41,6 +55,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import yaml
 
 import matrix
 from conftest import TEST_DATABASE_URL
@@ -150,8 +165,39 @@ def postgres_admin() -> Iterator[object]:
     connection.close()
 
 
+#: The read-only role backups are taken as; one per test module (roles belong
+#: to the whole server).
+READER = f"crb_reader_{uuid.uuid4().hex[:12]}"
+
+
+def runbook_reader_sql(tree: Path, role: str) -> str:
+    """The SQL DEPLOYMENT.md has the owner run for the read-only role, for ``role``.
+
+    psql's interactive \\password is left out: the local server trusts its
+    clients.
+    """
+    text = (tree / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```sql\n(.*?)```", text, re.S) if "CREATE ROLE" in b]
+    assert "CREATE ROLE backup_reader LOGIN;" in block
+    lines = [line for line in block.splitlines() if not line.lstrip().startswith("\\password")]
+    return "\n".join(lines).replace("backup_reader", role)
+
+
+def as_role(url: str, role: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}"))
+
+
+@pytest.fixture(scope="module")
+def reader(scripts: dict[str, Path], postgres_admin: object) -> Iterator[str]:
+    """The runbook's read-only role, created with the runbook's own SQL."""
+    psql(TEST_DATABASE_URL, runbook_reader_sql(scripts["postgres"].parent, READER))
+    yield READER
+    postgres_admin.execute(f'DROP ROLE IF EXISTS "{READER}"')  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def scratch(postgres_admin: object) -> Iterator[str]:
+def scratch(postgres_admin: object, reader: str) -> Iterator[str]:
     """A new, empty database; its URL. Dropped afterwards."""
     name = f"crb_backup_{uuid.uuid4().hex[:12]}"
     postgres_admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
@@ -204,12 +250,13 @@ def snapshot(url: str) -> str:
 
 
 def pg_backup(scripts: dict[str, Path], url: str, workdir: Path) -> Path:
+    """backup.sh of the database at ``url``, as the read-only role."""
     result = run(
         scripts["postgres"] / "backup.sh",
         "--output-dir",
         "out",
         cwd=workdir,
-        env={"DATABASE_URL": url},
+        env={"DATABASE_URL": as_role(url, READER)},
     )
     assert result.returncode == 0, result.stderr
     backup = workdir / result.stdout.strip().splitlines()[-1]
@@ -395,7 +442,7 @@ def test_postgres_backup_explains_a_private_or_missing_url(
     unreachable = run(
         script, "--database-url", "postgresql://postgres@127.0.0.1:1/none", cwd=tmp_path
     )
-    assert unreachable.returncode == 1 and "pg_dump failed" in unreachable.stderr
+    assert unreachable.returncode == 1 and "cannot connect" in unreachable.stderr
     assert not list(tmp_path.glob("backups/*")), "a failed backup leaves nothing behind"
 
 
@@ -474,7 +521,7 @@ def test_postgres_password_never_on_a_command_line(
     # parameter alike.
     password = f"pw-{uuid.uuid4().hex}"
     parts = urlsplit(scratch)
-    user = parts.username or "postgres"
+    user = READER
     host = f"{parts.hostname}:{parts.port or 5432}"
     if where == "userinfo":
         url = urlunsplit(
@@ -499,6 +546,8 @@ def test_postgres_password_never_on_a_command_line(
         )
         assert result.returncode == 0, result.stderr
         backup = tmp_path / result.stdout.strip().splitlines()[-1]
+        # The restore writes: as the owner, with the same kind of URL.
+        owner = url.replace(f"{READER}", parts.username or "postgres", 1)
         result = run(
             scripts["postgres"] / "restore.sh",
             "--from",
@@ -506,7 +555,7 @@ def test_postgres_password_never_on_a_command_line(
             "--confirm",
             confirm_for(scratch),
             cwd=tmp_path,
-            env={"DATABASE_URL": url, **path},
+            env={"DATABASE_URL": owner, **path},
         )
         assert result.returncode == 0, result.stderr
     # The wrappers and the watch saw the PostgreSQL tools run, so not seeing
@@ -548,7 +597,7 @@ def test_postgres_files_are_private_and_concurrent_backups_stay_apart(
             cwd=tmp_path,
             env={
                 **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-                "DATABASE_URL": scratch,
+                "DATABASE_URL": as_role(scratch, READER),
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -596,3 +645,299 @@ def test_postgres_restore_says_why_pg_restore_refuses_an_archive(
     assert result.returncode == 1
     assert "unsupported version (1.99) in file header" in result.stderr, result.stderr
     assert "Nothing was changed" in result.stderr
+
+
+# ------------------------------------------------------ the read-only role --
+def test_the_runbook_role_reads_everything_and_changes_nothing(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    seed(scratch)
+    before = snapshot(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)  # as READER
+    listed = subprocess.run(
+        ["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True
+    )
+    assert "TABLE DATA public points" in listed.stdout
+    assert "SEQUENCE SET public points_id_seq" in listed.stdout
+    # The role itself cannot write, whatever a bug in the script would try.
+    failed = subprocess.run(
+        ["psql", "-X", "-q", "-d", as_role(scratch, READER), "-c", "DELETE FROM points"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode != 0
+    assert "read-only transaction" in failed.stderr
+    assert snapshot(scratch) == before
+
+
+@pytest.mark.parametrize(
+    ("grants", "reason"),
+    [
+        (None, "is a superuser"),
+        ("GRANT pg_read_all_data TO {role}", "not read-only by default"),
+        (
+            "GRANT pg_read_all_data TO {role}; GRANT pg_write_all_data TO {role};"
+            " ALTER ROLE {role} SET default_transaction_read_only = on",
+            "pg_write_all_data",
+        ),
+        (
+            "GRANT pg_read_all_data TO {role}; GRANT INSERT ON points TO {role};"
+            " ALTER ROLE {role} SET default_transaction_read_only = on",
+            "can change tables",
+        ),
+    ],
+    ids=["superuser", "not-read-only", "write-all-data", "insert"],
+)
+def test_postgres_backup_refuses_a_role_that_can_write(
+    scripts: dict[str, Path],
+    scratch: str,
+    postgres_admin: object,
+    tmp_path: Path,
+    grants: str | None,
+    reason: str,
+) -> None:
+    seed(scratch)
+    role = f"crb_writer_{uuid.uuid4().hex[:12]}"
+    if grants is None:
+        url = scratch  # this machine's superuser, as an owner's URL would be
+    else:
+        postgres_admin.execute(f'CREATE ROLE "{role}" LOGIN')  # type: ignore[attr-defined]
+        psql(scratch, grants.format(role=f'"{role}"'))
+        url = as_role(scratch, role)
+    try:
+        refused = run(
+            scripts["postgres"] / "backup.sh", "--output-dir", "out", cwd=tmp_path,
+            env={"DATABASE_URL": url},
+        )  # fmt: skip
+        assert refused.returncode == 1, refused.stderr
+        assert reason in refused.stderr, refused.stderr
+        for words in ("read-only role", "DEPLOYMENT.md", "--allow-writable-role"):
+            assert words in refused.stderr, words
+        assert not list(tmp_path.glob("out/*")), "nothing is dumped"
+        # Asked for explicitly (a copy of a local database), it goes ahead.
+        allowed = run(
+            scripts["postgres"] / "backup.sh", "--output-dir", "out", "--allow-writable-role",
+            cwd=tmp_path, env={"DATABASE_URL": url},
+        )  # fmt: skip
+        assert allowed.returncode == 0, allowed.stderr
+        assert "warning" in allowed.stderr and len(list(tmp_path.glob("out/*.dump"))) == 1
+    finally:
+        if grants is not None:
+            psql(scratch, f'DROP OWNED BY "{role}"')
+            postgres_admin.execute(f'DROP ROLE "{role}"')  # type: ignore[attr-defined]
+
+
+# -------------------------------------------------------------------- TLS --
+def env_recorder(bin_dir: Path, log: Path) -> dict[str, str]:
+    """A PATH whose pg_dump and psql record PGSSLMODE and their argv, then run."""
+    bin_dir.mkdir()
+    for name in ("pg_dump", "psql"):
+        real = shutil.which(name)
+        assert real is not None
+        wrapper = bin_dir / name
+        wrapper.write_text(
+            f"#!/bin/sh\nprintf '%s PGSSLMODE=%s %s\\n' {name} \"${{PGSSLMODE-unset}}\" \"$*\""
+            f" >> '{log}'\nexec '{real}' \"$@\"\n"
+        )
+        wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def network_name() -> str:
+    """A name of this machine that is not a loopback spelling: a host across a network to the scripts."""
+    name = socket.gethostname()
+    try:
+        address = socket.gethostbyname(name)
+    except OSError:
+        pytest.skip(f"this machine's name {name} does not resolve")
+    if not address.startswith("127.") or name in {"localhost"}:
+        pytest.skip(f"{name} resolves to {address}, where the test server does not listen")
+    return name
+
+
+@pytest.mark.parametrize(
+    ("host", "query", "mode", "works"),
+    [
+        ("127.0.0.1", "", "unset", True),
+        ("localhost", "", "unset", True),
+        ("127.0.0.1", "?ssl=0", "disable", True),
+        (None, "", "require", False),
+        (None, "?sslmode=disable", "disable", True),
+        (None, "?ssl=true&application_name=backup", "require", False),
+        (None, "?application_name=backup&sslmode=prefer", "prefer", True),
+        (None, "?sslmode=verify-full", "verify-full", False),
+    ],
+)
+def test_postgres_backup_requires_tls_across_a_network(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path,
+    host: str | None, query: str, mode: str, works: bool,
+) -> None:  # fmt: skip
+    """This machine's server has no TLS: reached by a host name, require must fail."""
+    seed(scratch)
+    host = host or network_name()
+    parts = urlsplit(scratch)
+    url = urlunsplit(
+        parts._replace(netloc=f"{READER}@{host}:{parts.port or 5432}", query=query.lstrip("?"))
+    )
+    log = tmp_path / "env.log"
+    path = env_recorder(tmp_path / "bin", log)
+    # --allow-writable-role skips the role check, so pg_dump itself connects
+    # (the check connects the same way: see the last assertion).
+    for extra in (["--allow-writable-role"], []):
+        log.write_text("")
+        result = run(
+            scripts["postgres"] / "backup.sh", "--output-dir", "out", *extra,
+            cwd=tmp_path, env={"DATABASE_URL": url, **path},
+        )  # fmt: skip
+        recorded = log.read_text().splitlines()
+        program = "pg_dump" if extra else "psql"
+        # The first run connects; a failure message may ask pg_dump --version.
+        line = next(line for line in recorded if line.startswith(f"{program} "))
+        assert f" PGSSLMODE={mode} " in line, line
+        # libpq refuses ssl=...; the mode travels in PGSSLMODE only.
+        assert "ssl=" not in line.split(" ", 2)[2] and "sslmode=" not in line.split(" ", 2)[2]
+        if works:
+            assert result.returncode == 0, result.stderr
+        else:
+            assert result.returncode == 1
+            assert "SSL" in result.stderr, result.stderr
+            assert not list(tmp_path.glob("out/*.dump"))
+
+
+def test_postgres_backup_refuses_an_unknown_sslmode(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    url = "postgresql://u:hunter2@db.example:5432/railway?sslmode=yes-please"
+    result = run(scripts["postgres"] / "backup.sh", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "sslmode" in result.stderr and "verify-full" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+# -------------------------------------------------------------- encryption --
+def keygen(path: Path) -> str:
+    """A new age identity in ``path``; its recipient."""
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    return subprocess.run(
+        ["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def encrypt_step(tree: Path) -> str:
+    workflow = yaml.safe_load((tree / ".github/workflows/backup.yml").read_text(encoding="utf-8"))
+    [step] = [s for s in workflow["jobs"]["backup"]["steps"] if s.get("name") == "Encrypt"]
+    assert "if" not in step, "every backup is encrypted"
+    return str(step["run"])
+
+
+def run_encrypt_step(tree: Path, workdir: Path, recipients: str) -> subprocess.CompletedProcess[str]:
+    runner_temp = workdir / "runner-temp"
+    runner_temp.mkdir(exist_ok=True)
+    # GitHub runs a step's script with `bash -e {0}`.
+    return subprocess.run(
+        ["bash", "-e", "-c", encrypt_step(tree)],
+        cwd=workdir,
+        env={
+            "PATH": os.environ["PATH"],
+            "RUNNER_TEMP": str(runner_temp),
+            "BACKUP_AGE_RECIPIENTS": recipients,
+        },
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+
+
+def test_postgres_encrypted_backup_restores_with_the_identity_only(
+    scripts: dict[str, Path], scratch: str, tmp_path: Path
+) -> None:
+    if shutil.which("age") is None:
+        pytest.fail("age is needed on PATH for this test (Debian: apt-get install age)")
+    tree = scripts["postgres"].parent
+    seed(scratch)
+    before = snapshot(scratch)
+    # As backup.yml does: backup.sh into backups/, then its Encrypt step.
+    result = run(
+        scripts["postgres"] / "backup.sh", "--output-dir", "backups", cwd=tmp_path,
+        env={"DATABASE_URL": as_role(scratch, READER)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain = tmp_path / result.stdout.strip().splitlines()[-1]
+    plain_sha = sha256(plain)
+    first, second, stranger = (tmp_path / f"{n}.key" for n in ("first", "second", "stranger"))
+    recipients = f"{keygen(first)}, {keygen(second)}"
+    keygen(stranger)
+    encrypted = run_encrypt_step(tree, tmp_path, recipients)
+    assert encrypted.returncode == 0, encrypted.stdout + encrypted.stderr
+    assert not plain.exists(), "no plaintext dump is uploaded"
+    sealed = plain.parent / f"{plain.name}.age"
+    assert sealed.read_bytes().startswith(b"age-encryption.org/v1\n")
+    assert sorted(p.name for p in plain.parent.iterdir()) == sorted(
+        [sealed.name, f"{plain.name}.sha256"]
+    )
+    # The checksum beside it is the plaintext's: restore.sh checks it after decrypting.
+    assert (plain.parent / f"{plain.name}.sha256").read_text().split()[0] == plain_sha
+
+    psql(scratch, "DELETE FROM points WHERE id > 10; UPDATE guilds SET name = 'changed'")
+    changed = snapshot(scratch)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+
+    def restore(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(
+            scripts["postgres"] / "restore.sh", "--from", str(sealed), *args,
+            "--confirm", confirm_for(scratch), "--safety-dir", str(tmp_path / "safety"),
+            cwd=tmp_path, env={"DATABASE_URL": scratch, "TMPDIR": str(temp)},
+        )  # fmt: skip
+
+    missing = restore()
+    assert missing.returncode == 2 and "--identity" in missing.stderr, missing.stderr
+    wrong = restore("--identity", str(stranger))
+    assert wrong.returncode == 1, wrong.stderr
+    assert "cannot decrypt" in wrong.stderr and "Nothing was changed" in wrong.stderr
+    assert snapshot(scratch) == changed
+    # Either recipient's identity decrypts; no plaintext is left behind. As
+    # DEPLOYMENT.md has it: the identity through a pipe, from bash.
+    done = subprocess.run(
+        [
+            "bash", "-c",
+            'sh "$0" --from "$1" --identity <(printf \'%s\\n\' "$AGE_IDENTITY") --confirm "$2"'
+            ' --safety-dir "$3"',
+            str(scripts["postgres"] / "restore.sh"), str(sealed), confirm_for(scratch),
+            str(tmp_path / "safety"),
+        ],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "DATABASE_URL": scratch, "TMPDIR": str(temp), "AGE_IDENTITY": second.read_text(),
+        },
+        capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert snapshot(scratch) == before
+    assert not list(temp.iterdir()), "the decrypted dump is deleted"
+
+    # A damaged download fails age's own authentication: nothing changes.
+    data = sealed.read_bytes()
+    sealed.write_bytes(data[: len(data) - 100])
+    psql(scratch, "DELETE FROM points WHERE id > 10")
+    changed = snapshot(scratch)
+    damaged = restore("--identity", str(first))
+    assert damaged.returncode == 1 and "Nothing was changed" in damaged.stderr, damaged.stderr
+    assert snapshot(scratch) == changed
+
+
+def test_the_encrypt_step_refuses_to_run_without_a_recipient(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "backups").mkdir()
+    dump = tmp_path / "backups" / f"{PACKAGE}-20260101T000000Z.dump"
+    dump.write_bytes(b"PGDMP not really")
+    for recipients in ("", " , "):
+        result = run_encrypt_step(scripts["postgres"].parent, tmp_path, recipients)
+        assert result.returncode != 0
+        assert "::error::" in result.stdout and "BACKUP_AGE_RECIPIENTS" in result.stdout
+        assert "age-keygen" in result.stdout
+        assert not list((tmp_path / "backups").glob("*.age"))

@@ -77,9 +77,16 @@ TERMS: tuple[Term, ...] = (
         "backups=true, backup_path=railway",
     ),
     Term(
-        r"\bBACKUP_(?:S3_\w+|AGE_\w+|DATABASE_URL|RETENTION_DAYS|KEEP_MIN)\b",
+        r"\bBACKUP_(?:S3_\w+|AGE_IDENTITY|RETENTION_DAYS|KEEP_MIN)\b",
         _railway_backups,
         "backups=true, backup_path=railway",
+    ),
+    # Both PostgreSQL paths back up as the read-only role and encrypt to age
+    # recipients (backup.yml: a secret and a variable of the same names).
+    Term(
+        r"\bBACKUP_(?:AGE_RECIPIENTS|DATABASE_URL)\b",
+        lambda a: _railway_backups(a) or (bool(a.get("backups")) and a["database"] == "postgres"),
+        "backups=true with backup_path=railway, or database=postgres",
     ),
     # Both backup paths ping a dead-man's switch after each success.
     Term(r"\bBACKUP_HEARTBEAT_URL\b", lambda a: bool(a.get("backups")), "backups=true"),

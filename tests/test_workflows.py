@@ -42,6 +42,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jinja2 import Environment, FileSystemLoader
 from test_dockerfile import NODE_PARAMS
 from test_dockerfile import pinned_images as dockerfile_pins
 
@@ -60,6 +61,16 @@ def pinned_actions() -> dict[str, tuple[str, str]]:
     text = PINS.read_text(encoding="utf-8")
     pattern = r'"([\w.-]+/[\w.-]+)":\s*"([0-9a-f]{40}) # (v[\w.-]+)"'
     return {name: (sha, tag) for name, sha, tag in re.findall(pattern, text)}
+
+
+@cache
+def pinned_age() -> dict[str, str]:
+    """The age release archive includes/pins.jinja pins: its URL and SHA-256."""
+    env = Environment(loader=FileSystemLoader(str(ROOT)))
+    text = env.from_string(
+        '{%- from "includes/pins.jinja" import downloads with context -%}{{ downloads.age | tojson }}'
+    ).render(python_version=str(matrix.choices("python_version")[0]))
+    return dict(json.loads(text))
 
 
 @cache
@@ -473,9 +484,55 @@ def test_backup_workflow(rendered_matrix: RenderedMatrix, combo: matrix.Combinat
     assert job["environment"]["name"] == "${{ matrix.github }}"
     scripts = "\n".join(run_scripts(backup))
     text = (rendered_matrix.tree(combo) / ".github/workflows/backup.yml").read_text()
-    assert "secrets.DATABASE_PUBLIC_URL" in text and "secrets.RAILWAY_TOKEN" not in text
+    # The read-only role's URL, never the owner's (scripts/backup.sh refuses a
+    # role that can write: test_backup_restore.py).
+    assert "secrets.BACKUP_DATABASE_URL" in text and "secrets.DATABASE_PUBLIC_URL" not in text
+    assert "secrets.RAILWAY_TOKEN" not in text
     assert "railway ssh" not in text and "--railway-service" not in text
     assert "sh scripts/backup.sh --output-dir backups" in scripts
+    steps = {step.get("name", step.get("uses", "").split("@")[0]): step for step in job["steps"]}
+    names = list(steps)
+    assert steps["Dump and verify"]["env"]["DATABASE_URL"] == "${{ secrets.BACKUP_DATABASE_URL }}"
+    image = steps["Dump and verify"]["env"]["POSTGRES_IMAGE"]
+    assert re.fullmatch(r"postgres:18-alpine@sha256:[0-9a-f]{64}", image), image
+    assert image in pinned_images()
+    # Every dump is encrypted with age to the recipients, unconditionally,
+    # before the upload; no symmetric passphrase anywhere.
+    assert "gpg" not in text and "passphrase" not in text.lower()
+    assert job["env"]["BACKUP_AGE_RECIPIENTS"] == "${{ vars.BACKUP_AGE_RECIPIENTS }}"
+    encrypt = steps["Encrypt"]
+    assert "if" not in encrypt
+    assert 'age --encrypt --recipients-file "$recipients"' in encrypt["run"]
+    assert 'rm "$file"' in encrypt["run"]
+    assert (
+        names.index("Dump and verify")
+        < names.index("Install age")
+        < names.index("Encrypt")
+        < names.index("actions/upload-artifact")
+    )
+    # age comes from its release archive, checked against the pinned SHA-256.
+    install = steps["Install age"]
+    assert install["env"] == {"AGE_URL": pinned_age()["url"], "AGE_SHA256": pinned_age()["sha256"]}
+    assert re.fullmatch(r"[0-9a-f]{64}", install["env"]["AGE_SHA256"])
+    assert "/releases/download/v" in install["env"]["AGE_URL"]
+    run = install["run"]
+    assert run.index("sha256sum --check --strict") < run.index("tar --extract")
+    # The settings the workflow reads are the ones the runbook has the owner set.
+    deployment = (rendered_matrix.tree(combo) / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    # (The alert job's webhook is the alerting chapter's.)
+    read = set(re.findall(r"\$\{\{ (secrets|vars)\.(\w+)", text)) - {
+        ("secrets", "ALERT_DISCORD_WEBHOOK_URL")
+    }
+    assert read == {
+        ("secrets", "BACKUP_DATABASE_URL"),
+        ("vars", "BACKUP_AGE_RECIPIENTS"),
+        ("secrets", "BACKUP_HEARTBEAT_URL"),
+    }
+    kind = {"secrets": "secret", "vars": "variable"}
+    for source, name in read:
+        assert f"the {kind[source]} `{name}`" in deployment, name
+        for entry in expected:
+            assert f"gh {kind[source]} set {name} --env {entry['github']}" in deployment, name
     # The heartbeat is the last step and runs only when its secret is set:
     # a schedule GitHub disabled after 60 quiet days stops the pings.
     assert job["env"]["BACKUP_HEARTBEAT_URL"] == "${{ secrets.BACKUP_HEARTBEAT_URL }}"
