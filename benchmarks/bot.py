@@ -355,6 +355,7 @@ def measure_active(bot: Bot, env: dict[str, str], runs: int) -> list[float]:
         active_env = env | {
             "DISCORD_TOKEN": token,
             "DISCORD_API_URL": url,
+            "DISCORD_API_URL_ALLOW_LOCAL": "1",
             "LEADER_LEASE_SECONDS": "2",
         }
         rss: list[float] = []

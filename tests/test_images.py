@@ -487,6 +487,7 @@ def boot_checks(
             **settings,
             "PORT": str(port),
             "DISCORD_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+            "DISCORD_API_URL_ALLOW_LOCAL": "1",
         }
         bot = image.start(start, env, user=user, mounts=mounts)
         standby = None

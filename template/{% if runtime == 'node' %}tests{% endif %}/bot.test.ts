@@ -55,7 +55,7 @@ function settings(
   discord: FakeDiscord,
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  return { DISCORD_TOKEN: `${TOKEN}.bot`, DISCORD_API_URL: discord.url, ...extra };
+  return { DISCORD_TOKEN: `${TOKEN}.bot`, ...discord.apiSettings, ...extra };
 }
 
 /** Send SIGTERM; the exit status and how long the exit took (ms). */
@@ -185,6 +185,16 @@ describe("the bot against a fake Discord", () => {
       bot.logs.filter((record) => record.level === "CRITICAL"),
       [],
     );
+  });
+
+  test("a fake Discord without DISCORD_API_URL_ALLOW_LOCAL gets no call; the bot exits 78", async () => {
+    await using discord = await FakeDiscord.started(TOKEN);
+    const { DISCORD_API_URL } = discord.apiSettings;
+    await using bot = await BotProcess.start({ DISCORD_TOKEN: `${TOKEN}.bot`, DISCORD_API_URL });
+    assert.equal(await bot.exit(), 78);
+    assert.ok(bot.output.includes("without DISCORD_API_URL_ALLOW_LOCAL=1"), bot.output);
+    assert.ok(!bot.output.includes(TOKEN), bot.output);
+    assert.deepEqual(discord.recorded.restCalls, []);
   });
 
   test("a configuration problem stops the bot before anything starts, exit 78", async () => {

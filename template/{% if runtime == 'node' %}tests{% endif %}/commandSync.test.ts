@@ -12,7 +12,7 @@ const GLOBAL = `/api/v10/applications/${APPLICATION_ID}/commands`;
 async function startOnce(discord: FakeDiscord, extra: Record<string, string> = {}): Promise<void> {
   await using bot = await BotProcess.start({
     DISCORD_TOKEN: `${TOKEN}.bot`,
-    DISCORD_API_URL: discord.url,
+    ...discord.apiSettings,
     ...extra,
   });
   await bot.waitUntilReady();
@@ -91,7 +91,7 @@ describe("command sync at start", () => {
     await startOnce(discord);
     for (const args of [["sync-commands"], ["sync-commands", "--guild", "6000000000000000001"]]) {
       await using bot = await BotProcess.start(
-        { DISCORD_TOKEN: `${TOKEN}.cli`, DISCORD_API_URL: discord.url },
+        { DISCORD_TOKEN: `${TOKEN}.cli`, ...discord.apiSettings },
         args,
       );
       assert.equal(await bot.exit(), 0, bot.output);

@@ -232,6 +232,11 @@ export class FakeDiscord {
     return `http://127.0.0.1:${String(this.port)}`;
   }
 
+  /** The bot's settings that point it here: the URL, and the flag that allows a local fake. */
+  get apiSettings(): { DISCORD_API_URL: string; DISCORD_API_URL_ALLOW_LOCAL: string } {
+    return { DISCORD_API_URL: this.url, DISCORD_API_URL_ALLOW_LOCAL: "1" };
+  }
+
   /** Listen on 127.0.0.1, on a free port. */
   async start(): Promise<void> {
     if (this.#server !== null) throw new Error("FakeDiscord is already started.");
