@@ -576,7 +576,20 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
     assert config["version"] == 2
     updates = {u["package-ecosystem"]: u for u in config["updates"]}
     ecosystem = "npm" if answers["runtime"] == "node" else "uv"
-    assert set(updates) == {ecosystem, "github-actions", "docker"}
+    # compose.yaml's database images, pinned by digest, when it has any.
+    services = answers["database"] == "postgres" or answers["redis"]
+    compose = {"docker-compose"} if services else set()
+    assert set(updates) == {ecosystem, "github-actions", "docker"} | compose
+    if services:
+        assert updates["docker-compose"]["directory"] == "/"
+        assert (rendered_matrix.tree(combo) / "compose.yaml").is_file()
+        # A new major of PostgreSQL or Redis changes the data's format: never a bump.
+        ignored = {
+            i["dependency-name"]: i["update-types"] for i in updates["docker-compose"]["ignore"]
+        }
+        wanted = {"postgres"} if answers["database"] == "postgres" else set()
+        wanted |= {"redis"} if answers["redis"] else set()
+        assert ignored == {name: ["version-update:semver-major"] for name in wanted}
     for update in updates.values():
         assert update["groups"], "updates arrive grouped"
         assert update["cooldown"]["default-days"] >= 7
