@@ -813,7 +813,59 @@ def npm_pack(spec: str, cache: Path) -> Path:
 
 # ----------------------------------------------------- bots' Dockerfiles --
 def from_images(dockerfile: Path) -> set[str]:
-    """Every image a Dockerfile pulls: FROM and COPY --from=<image> (not a stage name)."""
+    """Every base a Dockerfile pulls, by the name it is built under here (no digest)."""
+    return {without_digest(reference) for reference in image_references(dockerfile)}
+
+
+#: The digest that pins an image reference: ``name:tag@sha256:<hex>``.
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def without_digest(reference: str) -> str:
+    return DIGEST.sub("", reference)
+
+
+def strip_digests(dockerfile: Path) -> list[str]:
+    """Drop the digest of each FROM and COPY --from image of ``dockerfile``, in place.
+
+    The bases here are made locally and tagged with the name the Dockerfile
+    uses; a digest names the registry's bytes, which no local build has, so
+    ``--pull=never`` would find nothing. The tag before the digest stays, and
+    nothing else of the file changes (stage names, other instructions, a
+    digest written anywhere else). Returns the references that lost one.
+    """
+    parser = DockerfileParser(path=str(dockerfile), env_replace=False)
+    lines = dockerfile.read_text(encoding="utf-8").splitlines(keepends=True)
+    stage_names: set[str] = set()
+    stripped = []
+    for item in parser.structure:
+        words = item["value"].split()
+        if item["instruction"] == "FROM":
+            references = [words[0]] if words[0] not in stage_names else []
+            if len(words) == 3:
+                stage_names.add(words[2])
+        elif item["instruction"] == "COPY":
+            references = [
+                w.removeprefix("--from=")
+                for w in words
+                if w.startswith("--from=") and w.removeprefix("--from=") not in stage_names
+            ]
+        else:
+            continue
+        for reference in references:
+            if without_digest(reference) == reference:
+                continue
+            for n in range(item["startline"], item["endline"] + 1):
+                if reference in lines[n]:
+                    lines[n] = lines[n].replace(reference, without_digest(reference), 1)
+                    break
+            stripped.append(reference)
+    dockerfile.write_text("".join(lines), encoding="utf-8")
+    return stripped
+
+
+def image_references(dockerfile: Path) -> set[str]:
+    """Every image a Dockerfile pulls, as written: FROM and COPY --from=<image> (not a stage)."""
     parser = DockerfileParser(path=str(dockerfile), env_replace=False)
     images, stage_names = set(), set()
     for item in parser.structure:
@@ -936,6 +988,7 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix="crb-build-") as scratch:
             derived = Path(scratch) / "Dockerfile"
             wrapped = wrap_unreachable(dockerfile, derived)
+            strip_digests(derived)
             build_args, volumes = {}, {}
             if host_ca_args(derived):
                 build_args = dict.fromkeys(HOST_CA_ARGS, HOST_CA_PATH)

@@ -32,6 +32,7 @@ import sys
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+import images
 import pytest
 from dockerfile_parse import DockerfileParser
 from jinja2 import Environment, FileSystemLoader
@@ -401,6 +402,53 @@ def test_dockerfile_is_the_same_wherever_it_lives(rendered_matrix):
         key = (answers["runtime"], answers["database"], matrix.private_backups(answers))
         groups.setdefault(key, set()).add(code)
     assert all(len(codes) == 1 for codes in groups.values()), {k: len(v) for k, v in groups.items()}
+
+
+#: Image names pinned by their tag alone, because no digest for them could be
+#: read from a source that can be named (docs/design/pins.md, "Digests").
+TAG_ONLY = {"ghcr.io/astral-sh/uv"}
+#: The images of includes/pins.jinja that keep their tag alone, each for the
+#: reason docs/design/pins.md gives.
+TAG_ONLY_PINS = {"uv", "railway_cli", "railway_postgres", "railway_redis"}
+BY_DIGEST = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][\w.-]*@sha256:[0-9a-f]{64}")
+BY_TAG = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][\w.-]*")
+
+
+def test_every_base_is_pinned_by_digest(rendered_matrix):
+    """Each FROM and COPY --from image of every render is name:tag@sha256:<digest>.
+
+    The tag stays beside the digest: Dependabot's docker ecosystem moves both,
+    and a reader sees which release the digest is. tests/images.py drops the
+    digest only to build on its local stand-ins (tests/test_images.py).
+    """
+    named: set[str] = set()
+    for combo in COMBOS:
+        named |= images.image_references(
+            dockerfile_path(rendered_matrix.tree(combo), answers_of(combo))
+        )
+    assert named
+    for reference in sorted(named):
+        name = reference.split("@", 1)[0].rsplit(":", 1)[0]
+        if name in TAG_ONLY:
+            assert BY_TAG.fullmatch(reference), reference
+        else:
+            assert BY_DIGEST.fullmatch(reference), (
+                f"{reference}: pin it as name:tag@sha256:<digest> in includes/pins.jinja"
+            )
+
+
+@pytest.mark.parametrize("python_version", matrix.choices("python_version"))
+def test_pins_carry_a_digest_or_a_documented_reason(python_version):
+    pins = pinned_images(str(python_version))
+    design = (ROOT / "docs" / "design" / "pins.md").read_text(encoding="utf-8")
+    for key, reference in pins.items():
+        if key in TAG_ONLY_PINS:
+            assert BY_TAG.fullmatch(reference), (key, reference)
+            assert f"`images.{key}`" in design, (
+                f"docs/design/pins.md must say why {key} has no digest"
+            )
+        else:
+            assert BY_DIGEST.fullmatch(reference), (key, reference)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import time
 import urllib.error
@@ -262,6 +263,64 @@ def test_unreachable_steps_are_wrapped_and_nothing_else(tmp_path):
     dockerfile.write_text("FROM debian:trixie-slim\nADD https://apt.postgresql.org/x /x\n")
     with pytest.raises(images.BuildError, match="only shell-form RUN"):
         images.wrap_unreachable(dockerfile, out)
+
+
+def test_digests_are_stripped_from_image_references_and_nothing_else(tmp_path):
+    """The bases here carry their tag alone, so the tier drops a base's digest, only that."""
+    pin = "@sha256:" + "0123456789abcdef" * 4
+    text = (
+        f"FROM ghcr.io/astral-sh/uv:0.13.9{pin} AS uv\n"
+        f"FROM python:3.13-slim-trixie{pin} AS build\n"
+        "COPY --from=uv /uv /usr/local/bin/uv\n"
+        f"RUN echo python:3.13-slim-trixie{pin} > /pinned\n"
+        f'LABEL pinned="node:24.19.0-trixie-slim{pin}"\n'
+        f"FROM build AS runtime\n"
+        f"COPY --from=node:24.19.0-trixie-slim{pin} \\\n"
+        "     /usr/local/bin/node /usr/local/bin/node\n"
+    )
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(text)
+    stripped = images.strip_digests(dockerfile)
+    assert stripped == [
+        f"ghcr.io/astral-sh/uv:0.13.9{pin}",
+        f"python:3.13-slim-trixie{pin}",
+        f"node:24.19.0-trixie-slim{pin}",
+    ]
+    lines = text.splitlines(keepends=True)
+    for n in (0, 1, 6):
+        lines[n] = lines[n].replace(pin, "")
+    assert dockerfile.read_text() == "".join(lines)
+    assert images.image_references(dockerfile) == {
+        "ghcr.io/astral-sh/uv:0.13.9",
+        "python:3.13-slim-trixie",
+        "node:24.19.0-trixie-slim",
+    }
+
+
+def test_rendered_dockerfiles_lose_their_digests_and_nothing_else(rendered_matrix, tmp_path):
+    """Each distinct Dockerfile, stripped as a build here strips it: only FROM/COPY lines change."""
+    seen = set()
+    for combo in matrix.combinations():
+        answers = answers_of(combo.answers)
+        if dockerfile_key(answers) in seen:
+            continue
+        seen.add(dockerfile_key(answers))
+        original = dockerfile_of(rendered_matrix.tree(combo), answers)
+        copy = tmp_path / "Dockerfile"
+        shutil.copyfile(original, copy)
+        stripped = images.strip_digests(copy)
+        pinned = {r for r in images.image_references(original) if "@sha256:" in r}
+        assert pinned and set(stripped) == pinned
+        before = original.read_text(encoding="utf-8").splitlines()
+        after = copy.read_text(encoding="utf-8").splitlines()
+        assert len(before) == len(after)
+        for old, new in zip(before, after, strict=True):
+            if old != new:
+                assert old.split()[0] in ("FROM", "COPY"), old
+                assert new == re.sub(r"@sha256:[0-9a-f]{64}", "", old), old
+        assert images.image_references(copy) == images.from_images(original)
+        for tag in images.from_images(original):
+            assert images.base_for(tag).tag == tag
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import threading
+import tomllib
 import uuid
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -301,7 +302,13 @@ def test_deploy(rendered_matrix: RenderedMatrix, combo: matrix.Combination) -> N
             apply = scripts[scripts.index("railway config apply --yes") :]
             assert "railway config plan --detailed-exit-code" in apply
             assert "railway config plan --json" in scripts
-            assert "uv sync" not in scripts, "the token step gets railway-sdk only"
+            if answers["runtime"] == "python":
+                # The token step's python3 gets the iac group (railway-sdk) only.
+                syncs = re.findall(r"^\s*uv sync .*$", scripts, re.M)
+                assert [s.split() for s in syncs] == [
+                    ["uv", "sync", "--locked", "--only-group", "iac", "--quiet"]
+                ], syncs
+                assert "uv pip" not in scripts
     assert 'railway redeploy --service "$SERVICE" --yes' in "\n".join(run_scripts(manual))
 
 
@@ -633,7 +640,20 @@ def test_dependabot(rendered_matrix: RenderedMatrix, combo: matrix.Combination) 
     assert config["version"] == 2
     updates = {u["package-ecosystem"]: u for u in config["updates"]}
     ecosystem = "npm" if answers["runtime"] == "node" else "uv"
-    assert set(updates) == {ecosystem, "github-actions", "docker"}
+    # compose.yaml's database images, pinned by digest, when it has any.
+    services = answers["database"] == "postgres" or answers["redis"]
+    compose = {"docker-compose"} if services else set()
+    assert set(updates) == {ecosystem, "github-actions", "docker"} | compose
+    if services:
+        assert updates["docker-compose"]["directory"] == "/"
+        assert (rendered_matrix.tree(combo) / "compose.yaml").is_file()
+        # A new major of PostgreSQL or Redis changes the data's format: never a bump.
+        ignored = {
+            i["dependency-name"]: i["update-types"] for i in updates["docker-compose"]["ignore"]
+        }
+        wanted = {"postgres"} if answers["database"] == "postgres" else set()
+        wanted |= {"redis"} if answers["redis"] else set()
+        assert ignored == {name: ["version-update:semver-major"] for name in wanted}
     for update in updates.values():
         assert update["groups"], "updates arrive grouped"
         assert update["cooldown"]["default-days"] >= 7
@@ -743,6 +763,71 @@ NODE_DEPLOYS = [
     and p.values[0].answers["deploy_mode"] == "actions"
     and p.values[0].answers["railway_config"] == "iac"
 ]
+
+
+@cache
+def pinned_tools() -> dict[str, str]:
+    env = Environment(loader=FileSystemLoader(str(ROOT)))
+    template = '{%- from "includes/pins.jinja" import tools with context -%}{{ tools | tojson }}'
+    return json.loads(env.from_string(template).render(python_version="3.13"))  # type: ignore[no-any-return]
+
+
+IAC_BOT = {"runtime": "python", "railway_config": "iac", "deploy_mode": "actions"}
+
+
+def install_railway_sdk(tree: Path, runner_temp: Path) -> subprocess.CompletedProcess[str]:
+    """Run deploy.yml's "Install railway-sdk" step as the runner would, in ``tree``."""
+    workflow = load(tree / ".github" / "workflows" / "deploy.yml")
+    (step,) = [
+        s for s in workflow["jobs"]["deploy"]["steps"] if s.get("name") == "Install railway-sdk"
+    ]
+    runner_temp.mkdir(exist_ok=True)
+    uv = ROOT / ".venv" / "bin"
+    env = {
+        **os.environ,
+        "PATH": f"{uv}:{os.environ['PATH']}",
+        "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_PATH": str(runner_temp / "github_path"),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("UV_PROJECT_ENVIRONMENT", None)
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tree, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_railway_sdk_is_installed_alone_from_the_lock_with_hashes(tree_for, tmp_path) -> None:
+    """The interpreter the token step runs gets the iac group of uv.lock, each file hashed."""
+    tree = tree_for(IAC_BOT)
+    pyproject = tomllib.loads((tree / "pyproject.toml").read_text(encoding="utf-8"))
+    groups = pyproject["dependency-groups"]
+    assert groups["iac"] == [f"railway-sdk=={pinned_tools()['railway_sdk']}"]
+    assert {"include-group": "iac"} in groups["dev"], "uv sync (dev) still installs the SDK"
+
+    done = install_railway_sdk(tree, tmp_path / "runner")
+    assert done.returncode == 0, done.stderr
+    venv = tmp_path / "runner" / "iac"
+    assert (tmp_path / "runner" / "github_path").read_text() == f"{venv}/bin\n"
+    python = venv / "bin" / "python3"
+    subprocess.run([str(python), "-c", "import railway_sdk"], check=True)
+    for other in ("pytest", "discord", "ruff"):
+        absent = subprocess.run([str(python), "-c", f"import {other}"], capture_output=True)
+        assert absent.returncode != 0, f"{other} reached the token step's interpreter"
+
+    # A file that does not match its hash in uv.lock is refused.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tree, tampered, ignore=shutil.ignore_patterns(".venv"))
+    lock = (tampered / "uv.lock").read_text(encoding="utf-8")
+    block = lock[lock.index('\n[[package]]\nname = "railway-sdk"') :]
+    block = block[: block.index("\n[[package]]", 1)]
+    wrong = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)
+    assert wrong != block
+    (tampered / "uv.lock").write_text(lock.replace(block, wrong), encoding="utf-8")
+    refused = install_railway_sdk(tampered, tmp_path / "runner-tampered")
+    assert refused.returncode != 0
+    assert "hash" in refused.stderr.lower(), refused.stderr
 
 
 @pytest.mark.parametrize("combo", NODE_DEPLOYS)
