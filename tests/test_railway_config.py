@@ -854,8 +854,8 @@ def test_longest_answers_keep_railway_py_lint_clean_and_equal(tmp_path):
     node = service_node(iac_graph(tree, "production"), LONGEST["project_slug"])
     assert node["source"]["repo"] == LONGEST["github_repository"]
     pkg = LONGEST["project_slug"].replace("-", "_")
-    assert (
-        node["deploy"]["startCommand"] == f"sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
+    assert node["deploy"]["startCommand"] == (
+        f"/usr/local/bin/drop-privileges sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
     )
 
 
@@ -951,7 +951,7 @@ TS_CLI_ARGS = [
 # railway binary installs here, so a stand-in answers with this version, the
 # one the workflows pin (includes/pins.jinja).
 CLI_VERSION = pinned_cli()
-SQLITE_START = re.compile(r"^sh -c '(.+) migrate && exec \1'$")
+SQLITE_START = re.compile(r"^(/usr/local/bin/drop-privileges )?sh -c '(.+) migrate && exec \2'$")
 
 
 def _ts_params() -> list:
@@ -1144,9 +1144,10 @@ def expected_from_python(py_graph: dict, wanted: dict) -> dict:
             start = deploy["startCommand"]
             if match := SQLITE_START.match(start):
                 # Python migrates in a shell before exec; the Node bot
-                # migrates as it starts, node itself PID 1.
-                assert match.group(1) == f"python -m {pkg}"
-                deploy["startCommand"] = NODE_RUN
+                # migrates as it starts, node itself PID 1. Both start
+                # through drop-privileges where the Dockerfile's image runs.
+                assert match.group(2) == f"python -m {pkg}"
+                deploy["startCommand"] = (match.group(1) or "") + NODE_RUN
             elif start.endswith(" backup"):
                 assert start == f"python -m {pkg} backup"
                 deploy["startCommand"] = f"{NODE_RUN} backup"
