@@ -291,6 +291,12 @@ def test_settings_fit_a_gateway_bot(rendered_matrix, combo):
         assert build["dockerfilePath"] == "Dockerfile"
 
     argv = shlex.split(coerce(deploy["startCommand"]))
+    if a["database"] == "sqlite" and a["builder"] == "dockerfile":
+        # The container starts as root for the volume (RAILWAY_RUN_UID=0);
+        # drop-privileges, in the ENTRYPOINT's place, runs the rest as the
+        # image's user.
+        assert argv[0] == "/usr/local/bin/drop-privileges"
+        argv = argv[1:]
     if is_node(combo):
         # Node is PID 1 directly, SQLite included: the bot migrates as it
         # starts (src/lifecycle.ts), so no shell wraps it.
@@ -886,8 +892,13 @@ def test_node_railway_settings_start_node(rendered_matrix, combo):
     table = doc_settings(tree)
     assert table["build"]["builder"] == BUILDERS[combo.answers["builder"]]
     # Node is PID 1 directly, SQLite included: the bot migrates as it starts
-    # (src/lifecycle.ts), so no shell wraps it.
-    assert table["deploy"]["startCommand"] == NODE_RUN
+    # (src/lifecycle.ts), so no shell wraps it; drop-privileges execs it
+    # where the Dockerfile's image starts as root for the volume.
+    a = combo.answers
+    drop = a["database"] == "sqlite" and a["builder"] == "dockerfile"
+    assert table["deploy"]["startCommand"] == (
+        f"/usr/local/bin/drop-privileges {NODE_RUN}" if drop else NODE_RUN
+    )
     if combo.answers["database"] == "postgres":
         assert table["deploy"]["preDeployCommand"] == f"{NODE_RUN} migrate"
     else:
