@@ -233,6 +233,11 @@ class Process:
         gid = int(re.search(r"^Gid:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
         return uid, gid
 
+    def status(self) -> dict[str, str]:
+        """The main process's /proc status fields (Uid, Gid, CapEff, NoNewPrivs, ...)."""
+        lines = Path(f"/proc/{self.pid1}/status").read_text().splitlines()
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
     def terminate(self) -> None:
         os.kill(self.pid1, signal.SIGTERM)
 
@@ -1138,8 +1143,10 @@ class RootfsInstance:
         user: str | None = None,
         mounts: dict[str, Path] | None = None,
         timeout: float = 120,
+        entrypoint: bool = True,
     ) -> Exited:
-        return finish(self.start(argv, env, user=user, mounts=mounts), argv, timeout)
+        process = self.start(argv, env, user=user, mounts=mounts, entrypoint=entrypoint)
+        return finish(process, argv, timeout)
 
     def exec(
         self,
@@ -1215,9 +1222,16 @@ class DockerInstance:
         )
 
     def _argv(
-        self, name: str, env: dict[str, str], user: str | None, mounts: dict[str, Path] | None
+        self,
+        name: str,
+        env: dict[str, str],
+        user: str | None,
+        mounts: dict[str, Path] | None,
+        entrypoint: str | None = None,
     ) -> list[str]:
         argv = ["docker", "run", "--name", name, "--network", "host"]
+        if entrypoint is not None:
+            argv += ["--entrypoint", entrypoint]
         if user is not None:
             argv += ["--user", user]
         for key, value in env.items():
@@ -1234,9 +1248,11 @@ class DockerInstance:
         user: str | None = None,
         mounts: dict[str, Path] | None = None,
         timeout: float = 120,
+        entrypoint: bool = True,
     ) -> Exited:
         name = f"crb-{os.getpid()}-{time.monotonic_ns()}"
-        command = [*self._argv(name, env, user, mounts), "--rm", self.image, *argv]
+        override, args = (None, argv) if entrypoint else (argv[0], argv[1:])
+        command = [*self._argv(name, env, user, mounts, override), "--rm", self.image, *args]
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -1249,9 +1265,12 @@ class DockerInstance:
         *,
         user: str | None = None,
         mounts: dict[str, Path] | None = None,
+        entrypoint: bool = True,
     ) -> Process:
+        """``argv`` after the image's ENTRYPOINT, or in its place (entrypoint=False)."""
         name = f"crb-{os.getpid()}-{time.monotonic_ns()}"
-        run([*self._argv(name, env, user, mounts), "--detach", self.image, *argv])
+        override, args = (None, argv) if entrypoint else (argv[0], argv[1:])
+        run([*self._argv(name, env, user, mounts, override), "--detach", self.image, *args])
         self.started.append(name)
         if self.main is None:
             self.main = name

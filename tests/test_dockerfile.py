@@ -178,7 +178,13 @@ def check_structure(path: Path, answers: dict) -> None:
     users = [v for i, v in runtime["instructions"] if i == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     instructions = [i for i, _ in runtime["instructions"]]
-    assert "ENTRYPOINT" not in instructions
+    entrypoints = [json.loads(v) for i, v in runtime["instructions"] if i == "ENTRYPOINT"]
+    if answers["database"] == "sqlite":
+        # Started as root (RAILWAY_RUN_UID=0 for the volume), the image still
+        # runs the bot as its user: drop-privileges, exec form, then CMD.
+        assert entrypoints == [[DROP_PRIVILEGES]]
+    else:
+        assert entrypoints == []
     assert "VOLUME" not in instructions  # Railway rejects it
     commands = [v for i, v in runtime["instructions"] if i == "CMD"]
     assert len(commands) == 1
@@ -250,13 +256,16 @@ def check_python_stages(path: Path, all_stages: list[dict], answers: dict) -> di
     if pg_client:
         assert copies[0] == f"--from={pgdg['name']} {PGDG_KEY} /usr/share/keyrings/pgdg.asc"
         copies = copies[1:]
+    if answers["database"] == "sqlite":
+        assert copies[0] == f"scripts/drop-privileges.sh {DROP_PRIVILEGES}"
+        copies = copies[1:]
     assert copies == [f"--from={build['name']} {venv} {venv}"]
     run_env = env_keys(runtime)
     assert run_env["PYTHONUNBUFFERED"] == "1"
     assert run_env["PATH"].startswith(f"{venv}/bin:")
     runs = [v for i, v in runtime["instructions"] if i == "RUN"]
     if answers["database"] == "sqlite":
-        assert "mkdir /data && chown bot:bot /data" in runs
+        assert f"mkdir /data && chown bot:bot /data && chmod 0755 {DROP_PRIVILEGES}" in runs
     return runtime
 
 
@@ -299,6 +308,9 @@ def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
     if pg_client:
         assert copies[0] == f"--from={pgdg['name']} {PGDG_KEY} /usr/share/keyrings/pgdg.asc"
         copies = copies[1:]
+    if answers["database"] == "sqlite":
+        assert copies[0] == f"scripts/drop-privileges.sh {DROP_PRIVILEGES}"
+        copies = copies[1:]
     assert sorted(copies) == sorted(
         [
             f"--from={deps['name']} {workdir(deps)}/node_modules ./node_modules",
@@ -310,12 +322,15 @@ def check_node_stages(all_stages: list[dict], answers: dict) -> dict:
     runs = [v for i, v in runtime["instructions"] if i == "RUN" and "apt.postgresql.org" not in v]
     if answers["database"] == "sqlite":
         # The volume's mount point, for the image's own unprivileged user.
-        assert runs == ["mkdir /data && chown node:node /data"]
+        assert runs == [f"mkdir /data && chown node:node /data && chmod 0755 {DROP_PRIVILEGES}"]
     else:
         assert runs == []
     assert [v for i, v in runtime["instructions"] if i == "USER"] == [NODE_USER]
     return runtime
 
+
+#: Where a SQLite image keeps scripts/drop-privileges.sh, its ENTRYPOINT.
+DROP_PRIVILEGES = "/usr/local/bin/drop-privileges"
 
 #: The official Node image's "node" user (uid and gid 1000), by number.
 NODE_USER = "1000:1000"

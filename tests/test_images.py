@@ -495,7 +495,7 @@ def boot_checks(
         # cannot help) and `check` 1, as documented; both name what is missing.
         required = ["DISCORD_TOKEN"] + [k for k in ("DATABASE_URL", "REDIS_URL") if k in settings]
         for argv, expected in ((start, 78), ([*command, "check"], 1)):
-            bare = image.run(argv, {}, user=user, mounts=mounts)
+            bare = image.run(argv, {}, user=user, mounts=mounts, entrypoint=argv is not start)
             assert bare.status == expected, f"{shlex.join(argv)}: {bare.status}\n{bare.output}"
             for name in required:
                 assert name in bare.output, f"{name} not named:\n{bare.output}"
@@ -538,6 +538,18 @@ def boot_checks(
                 )
                 assert failed.status != 0, f"check passed with {key} down:\n{failed.output}"
 
+        if volume_path:
+            # An existing bot's volume: everything in it root's, as a bot that
+            # ran as root (or `railway ssh` as root) left it, and a link a
+            # compromised bot could have planted, aimed out of the volume.
+            database = f"{answers['package_name']}.sqlite3"
+            (volume / database).touch()
+            (volume / f"{database}.restored").write_text("latest\nkey\n")
+            (volume / f"{database}-planted").symlink_to("/etc/passwd")
+            for path in (volume, *volume.iterdir()):
+                os.lchown(path, 0, 0)
+            passwd = (image.rootfs / "etc/passwd") if hasattr(image, "rootfs") else None
+
         silent = socket.socket()
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
@@ -548,7 +560,8 @@ def boot_checks(
             "DISCORD_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
             "DISCORD_API_URL_ALLOW_LOCAL": "1",
         }
-        bot = image.start(start, env, user=user, mounts=mounts)
+        # Railway's start command takes the place of the image's ENTRYPOINT.
+        bot = image.start(start, env, user=user, mounts=mounts, entrypoint=False)
         standby = None
         try:
             # Active at once without a redeploy lock; with one, once it holds
@@ -557,15 +570,39 @@ def boot_checks(
             assert roles and roles[-1] == ACTIVE, f"{roles}\n{bot.output()}"
             if not shared_lock:
                 assert set(roles) == {ACTIVE}, roles
-            uid, _ = bot.uid_gid()
+            # Never root, even where Railway starts the container as root
+            # (RAILWAY_RUN_UID=0): real, effective, saved and file-system ids
+            # are the image's user's, with no capability left to regain root.
+            image_uid, image_gid = (int(i) for i in config.user.split(":"))
+            status = bot.status()
+            assert status["Uid"].split() == [str(image_uid)] * 4, (status["Uid"], config.user)
+            assert status["Gid"].split() == [str(image_gid)] * 4, (status["Gid"], config.user)
+            for caps in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                assert int(status[caps], 16) == 0, f"{caps} {status[caps]}"
             if as_root:
-                assert uid == 0
-            else:
-                assert uid == int(config.user.split(":")[0]) != 0, (uid, config.user)
-            report["user"] = f"{uid} ({'root, RAILWAY_RUN_UID=0' if as_root else 'image user'})"
+                # Started as root, it also gave up the bounding set and any
+                # privilege a set-user-ID program would grant.
+                assert int(status["CapBnd"], 16) == 0, f"CapBnd {status['CapBnd']}"
+                assert status["NoNewPrivs"] == "1", status["NoNewPrivs"]
+            report["user"] = (
+                f"{image_uid} ({'started as root, RAILWAY_RUN_UID=0' if as_root else 'image user'})"
+            )
+            # The bot itself is PID 1: whatever started it exec'd it, no shell waits.
             cmdline = Path(f"/proc/{bot.pid1}/cmdline").read_bytes().split(b"\0")
             binary = "python" if answers["runtime"] == "python" else "node"
             assert Path(cmdline[0].decode()).name.startswith(binary), cmdline
+            assert status["NSpid"].split()[-1] == "1", status["NSpid"]
+            if volume_path:
+                # The volume and the database's files are the user's now; the
+                # planted link was not followed out of the volume.
+                owned = {p.name: (p.lstat().st_uid, p.lstat().st_gid) for p in volume.iterdir()}
+                assert (volume.stat().st_uid, volume.stat().st_gid) == (image_uid, image_gid)
+                assert database in owned, owned
+                planted = owned.pop(f"{database}-planted")
+                assert set(owned.values()) == {(image_uid, image_gid)}, owned
+                assert planted[0] in (0, image_uid), planted
+                if passwd is not None:
+                    assert passwd.stat().st_uid == 0, "chown followed a link out of the volume"
 
             # compose.yaml's health check passes inside the image.
             probe = image.exec(compose_healthcheck(tree, port), {}, user=user)

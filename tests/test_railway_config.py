@@ -292,6 +292,12 @@ def test_settings_fit_a_gateway_bot(rendered_matrix, combo):
         assert build["dockerfilePath"] == "Dockerfile"
 
     argv = shlex.split(coerce(deploy["startCommand"]))
+    if a["database"] == "sqlite" and a["builder"] == "dockerfile":
+        # The container starts as root for the volume (RAILWAY_RUN_UID=0);
+        # drop-privileges, in the ENTRYPOINT's place, runs the rest as the
+        # image's user.
+        assert argv[0] == "/usr/local/bin/drop-privileges"
+        argv = argv[1:]
     if is_node(combo):
         # Node is PID 1 directly, SQLite included: the bot migrates as it
         # starts (src/lifecycle.ts), so no shell wraps it.
@@ -855,8 +861,8 @@ def test_longest_answers_keep_railway_py_lint_clean_and_equal(tmp_path):
     node = service_node(iac_graph(tree, "production"), LONGEST["project_slug"])
     assert node["source"]["repo"] == LONGEST["github_repository"]
     pkg = LONGEST["project_slug"].replace("-", "_")
-    assert (
-        node["deploy"]["startCommand"] == f"sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
+    assert node["deploy"]["startCommand"] == (
+        f"/usr/local/bin/drop-privileges sh -c 'python -m {pkg} migrate && exec python -m {pkg}'"
     )
 
 
@@ -887,8 +893,13 @@ def test_node_railway_settings_start_node(rendered_matrix, combo):
     table = doc_settings(tree)
     assert table["build"]["builder"] == BUILDERS[combo.answers["builder"]]
     # Node is PID 1 directly, SQLite included: the bot migrates as it starts
-    # (src/lifecycle.ts), so no shell wraps it.
-    assert table["deploy"]["startCommand"] == NODE_RUN
+    # (src/lifecycle.ts), so no shell wraps it; drop-privileges execs it
+    # where the Dockerfile's image starts as root for the volume.
+    a = combo.answers
+    drop = a["database"] == "sqlite" and a["builder"] == "dockerfile"
+    assert table["deploy"]["startCommand"] == (
+        f"/usr/local/bin/drop-privileges {NODE_RUN}" if drop else NODE_RUN
+    )
     if combo.answers["database"] == "postgres":
         assert table["deploy"]["preDeployCommand"] == f"{NODE_RUN} migrate"
     else:
@@ -952,7 +963,7 @@ TS_CLI_ARGS = [
 # railway binary installs here, so a stand-in answers with this version, the
 # one the workflows pin (includes/pins.jinja).
 CLI_VERSION = pinned_cli()
-SQLITE_START = re.compile(r"^sh -c '(.+) migrate && exec \1'$")
+SQLITE_START = re.compile(r"^(/usr/local/bin/drop-privileges )?sh -c '(.+) migrate && exec \2'$")
 
 
 def _ts_params() -> list:
@@ -1145,9 +1156,10 @@ def expected_from_python(py_graph: dict, wanted: dict) -> dict:
             start = deploy["startCommand"]
             if match := SQLITE_START.match(start):
                 # Python migrates in a shell before exec; the Node bot
-                # migrates as it starts, node itself PID 1.
-                assert match.group(1) == f"python -m {pkg}"
-                deploy["startCommand"] = NODE_RUN
+                # migrates as it starts, node itself PID 1. Both start
+                # through drop-privileges where the Dockerfile's image runs.
+                assert match.group(2) == f"python -m {pkg}"
+                deploy["startCommand"] = (match.group(1) or "") + NODE_RUN
             elif start.endswith(" backup"):
                 assert start == f"python -m {pkg} backup"
                 deploy["startCommand"] = f"{NODE_RUN} backup"

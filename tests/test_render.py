@@ -109,6 +109,15 @@ RULES: tuple[Rule, ...] = (
     Rule("database", "src/{package_name}/migrations/env.py", lambda a: python(a) and has_db(a)),
     Rule("database", "src/database.ts", lambda a: node(a) and has_db(a)),
     Rule("database", "src/migrations/0001_initial.ts", lambda a: node(a) and has_db(a)),
+    # The SQLite image's ENTRYPOINT: a root start hands the volume over, then drops to its user.
+    Rule("database", "scripts/drop-privileges.sh", lambda a: a["database"] == "sqlite"),
+    Rule(
+        "database",
+        "{dockerfile}",
+        lambda a: True,
+        pattern=r'(?m)^ENTRYPOINT \["/usr/local/bin/drop-privileges"\]$',
+        contains_when=lambda a: a["database"] == "sqlite",
+    ),
     Rule(
         "database",
         ".env.example",
