@@ -43,6 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bot import dev_tool
+
 import matrix
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -61,15 +63,6 @@ class Run:
     def line(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return f"  {self.label:<10} {verdict:<7} {self.seconds:7.1f} s   load {self.load:5.2f}"
-
-
-def dev_tool(name: str) -> str:
-    """A tool beside this interpreter (the template's dev environment), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        sys.exit(f"{name} is not on PATH")
-    return found
 
 
 def burn(until: float) -> None:
