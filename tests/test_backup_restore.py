@@ -737,7 +737,7 @@ def env_recorder(bin_dir: Path, log: Path) -> dict[str, str]:
         assert real is not None
         wrapper = bin_dir / name
         wrapper.write_text(
-            f"#!/bin/sh\nprintf '%s PGSSLMODE=%s %s\\n' {name} \"${{PGSSLMODE-unset}}\" \"$*\""
+            f'#!/bin/sh\nprintf \'%s PGSSLMODE=%s %s\\n\' {name} "${{PGSSLMODE-unset}}" "$*"'
             f" >> '{log}'\nexec '{real}' \"$@\"\n"
         )
         wrapper.chmod(0o755)
@@ -745,7 +745,10 @@ def env_recorder(bin_dir: Path, log: Path) -> dict[str, str]:
 
 
 def network_name() -> str:
-    """A name of this machine that is not a loopback spelling: a host across a network to the scripts."""
+    """A name of this machine that is not a loopback spelling.
+
+    To the scripts it is a host across a network.
+    """
     name = socket.gethostname()
     try:
         address = socket.gethostbyname(name)
@@ -831,7 +834,9 @@ def encrypt_step(tree: Path) -> str:
     return str(step["run"])
 
 
-def run_encrypt_step(tree: Path, workdir: Path, recipients: str) -> subprocess.CompletedProcess[str]:
+def run_encrypt_step(
+    tree: Path, workdir: Path, recipients: str
+) -> subprocess.CompletedProcess[str]:
     runner_temp = workdir / "runner-temp"
     runner_temp.mkdir(exist_ok=True)
     # GitHub runs a step's script with `bash -e {0}`.

@@ -68,9 +68,11 @@ def pinned_actions() -> dict[str, tuple[str, str]]:
 def pinned_age() -> dict[str, str]:
     """The age release archive includes/pins.jinja pins: its URL and SHA-256."""
     env = Environment(loader=FileSystemLoader(str(ROOT)))
-    text = env.from_string(
-        '{%- from "includes/pins.jinja" import downloads with context -%}{{ downloads.age | tojson }}'
-    ).render(python_version=str(matrix.choices("python_version")[0]))
+    source = (
+        '{%- from "includes/pins.jinja" import downloads with context -%}'
+        "{{ downloads.age | tojson }}"
+    )
+    text = env.from_string(source).render(python_version=str(matrix.choices("python_version")[0]))
     return dict(json.loads(text))
 
 
