@@ -131,6 +131,9 @@ def expected_manifest(answers: dict[str, Any]) -> set[str]:
         files |= {".github/workflows/backup.yml", "scripts/backup.sh", "scripts/restore.sh"}
     if any(name in files for name in ALERTING):
         files.add("scripts/alert.sh")
+    if answers["database"] == "sqlite":
+        # The start command's privilege drop for the volume (docs/design/security.md).
+        files.add("scripts/drop-privileges.sh")
     return files
 
 
@@ -162,6 +165,7 @@ def test_manifest(rendered_matrix: RenderedMatrix, combo: matrix.Combination) ->
     for script in (
         "scripts/alert.sh",
         "scripts/backup.sh",
+        "scripts/drop-privileges.sh",
         "scripts/restore.sh",
         "scripts/template-update.sh",
     ):
