@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_generated_python import _environment, _render, _toolchain_combinations, refresh_locks
+from test_generated_python import _environment, _render, refresh_locks
 
 import linters
 import matrix
@@ -114,13 +114,13 @@ def time_suite() -> bool:
 
 
 def time_bots() -> bool:
-    """Time each database x redis bot's own `uv run pytest`, after `uv sync --locked`."""
+    """Time each Python tier bot's own `uv run pytest`, after `uv sync --locked`."""
     uv = refresh_locks.uv_binary()
     ok = True
     with tempfile.TemporaryDirectory(prefix="crb-bots-") as scratch:
-        for param in _toolchain_combinations():
-            (wanted,) = param.values
-            project, answers = _render(wanted, Path(scratch) / param.id)
+        for wanted in matrix.tier_combinations("python"):
+            name = matrix.tier_id(wanted)
+            project, answers = _render(wanted, Path(scratch) / name)
             env = _environment(answers)
             subprocess.run([uv, "sync", "--locked", "--quiet"], cwd=project, env=env, check=True)
             started = time.perf_counter()
@@ -139,9 +139,9 @@ def time_bots() -> bool:
             ok &= within
             verdict = "within" if wall <= TARGET_BOT_SECONDS else "OVER"
             outcome = "" if status.returncode == 0 else f", FAILED (exit {status.returncode})"
-            label = f"bot {param.id} seconds"
+            label = f"bot {name} seconds"
             target = f"{TARGET_BOT_SECONDS:.0f} s target{outcome}"
-            print(f"{label:<28} {wall:.1f} ({verdict} the {target})")
+            print(f"{label:<44} {wall:.1f} ({verdict} the {target})")
     return ok
 
 

@@ -250,34 +250,97 @@ def template_copy() -> Path:
     return dst
 
 
-#: The answers a runtime's own tiers vary: its image and compose replays, its
-#: CI, docs and IaC checks, and the generated bot's own suite. Every other
-#: answer takes copier.yml's default there, as for a user who picks only
-#: these; the render-and-lint matrix covers every combination of the rest.
-TIER_SCOPE = ("database", "redis", "backups")
+#: The answers the tiers that run a generated bot vary: its own suite, its
+#: image and compose replays, its CI, docs and IaC checks. Every pair of
+#: values of these appears together in at least one tier combination
+#: (pairwise coverage); every other answer takes copier.yml's default there,
+#: as for a user who picks only these. The render-and-lint matrix covers
+#: every combination of everything.
+TIER_SCOPE = ("runtime", "database", "redis", "backups", "backup_path")
+
+
+def _asked(answers: dict[str, Any]) -> dict[str, Any]:
+    """``answers`` restricted to the TIER_SCOPE questions copier.yml asks with them."""
+    context = complete({**REQUIRED_ANSWERS, **answers})
+    return {name: answers[name] for name in TIER_SCOPE if is_asked(name, context)}
+
+
+def _scope_combinations() -> list[dict[str, Any]]:
+    """Every distinct valid combination of TIER_SCOPE, richest choices first."""
+    found: list[dict[str, Any]] = []
+    for values in itertools.product(*(choices(name) for name in TIER_SCOPE)):
+        answers = _asked(dict(zip(TIER_SCOPE, values, strict=True)))
+        if answers not in found and not errors(complete({**REQUIRED_ANSWERS, **answers})):
+            found.append(answers)
+    return found
+
+
+def value_pairs(answers: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+    """The pairs of (question, value) one tier combination exercises together."""
+    items = sorted(answers.items(), key=lambda item: TIER_SCOPE.index(item[0]))
+    return set(itertools.combinations(items, 2))
+
+
+def bot_code(answers: dict[str, Any]) -> tuple[str, str, bool]:
+    """What decides which modules a generated bot has: runtime, database, private backups.
+
+    The backup modules, their tests and the PostgreSQL client exist only for
+    the private path, so each runtime's database runs with and without them.
+    """
+    return (answers["runtime"], answers["database"], private_backups(answers))
+
+
+def _covers(answers: dict[str, Any]) -> set[Any]:
+    return {*value_pairs(answers), ("bot code", *bot_code(answers))}
+
+
+def _richness(answers: dict[str, Any]) -> tuple[int, ...]:
+    """How far down each question's choices an answer is: 0 is copier.yml's first (richest)."""
+    return tuple(
+        choices(name).index(answers[name]) if name in answers else len(choices(name))
+        for name in TIER_SCOPE[1:]
+    )
+
+
+@cache
+def _covering_array() -> tuple[tuple[tuple[str, Any], ...], ...]:
+    """A small set of combinations in which every valid pair of values appears.
+
+    Besides every pair, each runtime runs each of its bot_code variants once.
+    Greedy, deterministic: per runtime the richest and the plainest
+    combination come first (tests that need one bot take them), then the
+    combination that covers the most pairs not yet covered, until none is left.
+    """
+    candidates = _scope_combinations()
+    wanted = set().union(*(_covers(c) for c in candidates))
+    chosen: list[dict[str, Any]] = []
+    for runtime in choices("runtime"):
+        own = [c for c in candidates if c["runtime"] == runtime]
+        chosen += [min(own, key=_richness), max(own, key=_richness)]
+    covered = set().union(*(_covers(c) for c in chosen))
+    while covered != wanted:
+        best = max(candidates, key=lambda c: len(_covers(c) - covered))
+        chosen.append(best)
+        covered |= _covers(best)
+    return tuple(tuple(c.items()) for c in chosen)
 
 
 def tier_combinations(runtime: str) -> list[dict[str, Any]]:
-    """Every valid combination of TIER_SCOPE for ``runtime``, defaults elsewhere.
+    """The covering array's combinations for ``runtime``, from the plainest to the richest.
 
-    From the plainest to the richest (copier.yml lists the richest choice
-    first, so each list is read backwards): tests that need one bot take the
-    first or the last. Products copier.yml refuses (backups with no
-    database) are left out by its validators, as they would be for a user.
+    Tests that need one bot take the first or the last. Products copier.yml
+    refuses (backups with no database) are never chosen, as they would be
+    refused for a user.
     """
     assert runtime in choices("runtime"), f"copier.yml does not offer runtime={runtime}"
-    combos = []
-    for values in itertools.product(*(choices(name)[::-1] for name in TIER_SCOPE)):
-        answers = {"runtime": runtime, **dict(zip(TIER_SCOPE, values, strict=True))}
-        if not errors(complete({**REQUIRED_ANSWERS, **answers})):
-            combos.append(answers)
-    return combos
+    own = [dict(c) for c in _covering_array() if dict(c)["runtime"] == runtime]
+    return sorted(own, key=_richness, reverse=True)
 
 
 def tier_id(answers: dict[str, Any]) -> str:
-    """A tier combination's test id: runtime-database-redis, and -backups when on."""
+    """A tier combination's test id: runtime-database-redis, then where backups run."""
     redis = "redis" if answers["redis"] else "no-redis"
-    backups = "-backups" if answers.get("backups") else ""
+    backups = f"-backups-{answers['backup_path']}" if answers.get("backups") else ""
     return f"{answers['runtime']}-{answers['database']}-{redis}{backups}"
 
 

@@ -1,6 +1,6 @@
 """Generated Node.js bots pass their own toolchain, from their first commit.
 
-For every database, with and without Redis and private backups
+For each Node combination of the tiers' covering array
 (matrix.tier_combinations("node"), copier.yml's defaults for the rest; the
 render-and-lint matrix covers every other answer), each bot runs what its
 developers and CI run: ``npm ci`` (the kept lock must install without

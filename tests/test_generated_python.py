@@ -1,9 +1,11 @@
 """Generated Python projects pass their own toolchain, from their first commit.
 
-For every database x redis combination of the Python runtime this renders a
-project and runs what its developers and CI run: ``uv sync --locked`` (the
-kept lock must install without resolving), ``ruff check``, ``ruff format
---check``, ``mypy`` and ``pytest`` against the real PostgreSQL and Redis of
+For each Python combination of the tiers' covering array
+(matrix.tier_combinations("python"): every pair of runtime, database, redis,
+backups and backup_path values, and every database with and without private
+backups) this renders a project and runs what its developers and CI run:
+``uv sync --locked`` (the kept lock must install without resolving), ``ruff
+check``, ``ruff format --check``, ``mypy`` and ``pytest`` against the real PostgreSQL and Redis of
 this machine, with ``REQUIRE_SERVICES=1`` so a missing service fails instead
 of skipping. A second group proves that each kept lock under locks/ installs
 with ``uv sync --locked`` in the project that includes it.
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 import refresh_locks
 
 import matrix
-from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool
+from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, exclusive, run_tool, tier_params
 
 #: Variables of this run that would change what the generated project runs.
 _NOT_INHERITED = frozenset(
@@ -45,27 +47,6 @@ _NOT_INHERITED = frozenset(
 LOCK_CHECK_PYTHON = refresh_locks.LOCK_PYTHON
 #: Longest any one tool may run before the test gives up on it.
 TOOL_TIMEOUT = 900
-
-
-def _toolchain_combinations() -> list[Any]:
-    """One valid Python combination per database x redis pair, defaults elsewhere."""
-    params = []
-    seen: set[tuple[Any, Any]] = set()
-    for combo in matrix.combinations():
-        answers = combo.answers
-        if answers.get("runtime") != "python":
-            continue
-        pair = (answers["database"], answers["redis"])
-        if pair in seen:
-            continue
-        seen.add(pair)
-        wanted = {"runtime": "python", "database": pair[0], "redis": pair[1]}
-        # The other answers take their defaults, as for a user who only picks
-        # these two; copier.yml must accept that.
-        assert not matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted}))
-        redis = "redis" if pair[1] else "no-redis"
-        params.append(pytest.param(wanted, id=f"{pair[0]}-{redis}"))
-    return params
 
 
 def _lock_sets() -> list[Any]:
@@ -132,7 +113,7 @@ def shared_mypy_cache(cache: Path) -> Iterator[dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.bot_suite
-@pytest.mark.parametrize("wanted", _toolchain_combinations())
+@pytest.mark.parametrize("wanted", tier_params("python"))
 def test_generated_project_passes_its_own_toolchain(
     wanted: dict[str, Any], tmp_path: Path, mypy_cache: Path, bot_suite_lock: Path
 ) -> None:
