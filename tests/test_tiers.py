@@ -9,6 +9,7 @@ candidates, what docs/testing.md promises of that choice.
 from __future__ import annotations
 
 import itertools
+import re
 
 import matrix
 
@@ -60,3 +61,21 @@ def test_each_runtime_lists_its_plainest_first_and_richest_last() -> None:
         assert (first["database"], first["redis"]) == ("none", False), first
         assert matrix.private_backups(last) and last["redis"], last
         assert last["database"] == matrix.choices("database")[0], last
+
+
+def test_docs_show_the_covering_array_as_it_is() -> None:
+    """docs/testing.md's table is the array the tiers run, row for row."""
+    text = (matrix.ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    section = text.split("### The tiers: a pairwise covering array", 1)[1]
+    rows = re.findall(r"^\| (python|node) \| (\w+) \| (yes|no) \| ([\w-]+) \|$", section, re.M)
+    expected = [
+        (
+            t["runtime"],
+            t["database"],
+            "yes" if t["redis"] else "no",
+            t["backup_path"] if t.get("backups") else ("no" if "backups" in t else "-"),
+        )
+        for t in _tiers()
+    ]
+    assert rows == expected
+    assert f"Today it is {len(expected)} bots" in section
