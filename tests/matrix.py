@@ -337,6 +337,34 @@ def tier_combinations(runtime: str) -> list[dict[str, Any]]:
     return sorted(own, key=_richness, reverse=True)
 
 
+def lock_backend(answers: dict[str, Any]) -> str | None:
+    """Where a bot's redeploy lease lives: PostgreSQL when it has it, else Redis, else nowhere."""
+    if answers["database"] == "postgres":
+        return "postgres"
+    return "redis" if answers["redis"] else None
+
+
+def runs_drills(answers: dict[str, Any]) -> bool:
+    """Whether the template's suite runs this tier bot's redeploy drills.
+
+    The drills (real bot processes under faults, the longest part of a bot's
+    suite) differ only by runtime and lock backend, so they run once per
+    pair, in the richest tier combination that has it; the other bots' suites
+    skip them (`-m "not drill"`, or Node's skip pattern). An owner's own suite
+    always runs them.
+    """
+    backend = lock_backend(answers)
+    if backend is None:
+        return False
+    richest_first = reversed(tier_combinations(answers["runtime"]))
+    return next(t for t in richest_first if lock_backend(t) == backend) == answers
+
+
+#: What a Node bot's suite is told to skip where runs_drills() is false: the
+#: describe block that holds its drills (tests/leader.test.ts).
+NODE_DRILLS = "--test-skip-pattern=^drills: "
+
+
 def tier_id(answers: dict[str, Any]) -> str:
     """A tier combination's test id: runtime-database-redis, then where backups run."""
     redis = "redis" if answers["redis"] else "no-redis"

@@ -73,6 +73,9 @@ def test_generated_node_bot_passes_its_own_toolchain(
     # Not the default name: nothing in the bot or its tests may assume it.
     project = _render({**wanted, "project_name": "Maple Bot"}, tmp_path / "project")
     env = _environment()
+    if not matrix.runs_drills(wanted):
+        # The redeploy drills run once per lock backend (matrix.runs_drills).
+        env["NODE_OPTIONS"] = matrix.NODE_DRILLS
     npm = refresh_node_locks.npm
     # The whole toolchain takes its turn, not only the suite: eslint's
     # type-checked rules and tsc keep a core busy for half a minute, and the

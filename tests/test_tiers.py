@@ -78,4 +78,20 @@ def test_docs_show_the_covering_array_as_it_is() -> None:
         for t in _tiers()
     ]
     assert rows == expected
-    assert f"Today it is {len(expected)} bots" in section
+    assert f"Today the array is {len(expected)} bots" in section
+
+
+def test_the_drills_the_tiers_skip_are_the_ones_named(tree_for) -> None:
+    """What runs_drills() skips elsewhere is exactly the drills: a marker, a describe title."""
+    python = tree_for(matrix.tier_combinations("python")[-1]) / "tests" / "test_leader.py"
+    blocks = re.split(r"\n\n\n", python.read_text(encoding="utf-8"))
+    tests = [b for b in blocks if re.search(r"^def test_", b, re.M)]
+    drills = [b for b in tests if "start_pair(" in b]
+    assert drills and all("@pytest.mark.drill\n" in b for b in drills)
+    assert not [b for b in tests if "@pytest.mark.drill" in b and b not in drills]
+
+    node = tree_for(matrix.tier_combinations("node")[-1]) / "tests" / "leader.test.ts"
+    titles = re.findall(r'^describe\("([^"]+)"', node.read_text(encoding="utf-8"), re.M)
+    pattern = re.compile(matrix.NODE_DRILLS.split("=", 1)[1])
+    skipped = [t for t in titles if pattern.search(t)]
+    assert skipped == ["drills: the redeploy lease under faults"], titles
