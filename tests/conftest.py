@@ -17,7 +17,6 @@ Without xdist (``-p no:xdist`` or ``-n 0``) the one process plays both parts.
 from __future__ import annotations
 
 import fcntl
-import itertools
 import json
 import os
 import shutil
@@ -58,6 +57,8 @@ T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # xdist registers it too; without xdist (-p no:xdist) the marks stay valid.
+    config.addinivalue_line("markers", "xdist_group(name): run with the group's other tests")
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it outlives every worker.
         config.stash[_shared_key] = matrix.scratch_dir("crb-run-")
@@ -247,33 +248,74 @@ def tree_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, An
     return tree
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the long tests first, each paired with a shorter one.
+#: The long tests, in chains: each chain runs in order on one xdist worker
+#: (``--dist=loadgroup``), from the first minute of the run. A chain's
+#: tests take turns on a lock anyway (the bots' suites on bot_suite_lock,
+#: builds on the image build lock), so running them on one worker each
+#: keeps every other worker free for the short tests instead of parking
+#: workers on a lock. Images are two chains: one builds while the other
+#: boots.
+CHAINS = ("bot-suites", "updates", "images-1", "images-2")
 
-    xdist hands tests out in collection order, two at a time per worker. The
-    tests that run a generated bot's own suite go first (their suites take
-    turns on ``bot_suite_lock``, their renders, installs and linters do not),
-    while the other workers and the idle CPU take the thousands of short
-    tests; one started last would make the whole run wait for it. An image
-    build (marked ``image``) counts as long too: it waits on a lock of its own.
-    Each long test is followed by a lighter slow test, so that no worker holds two long
-    tests in its queue while another one is free. The tests that run the most
-    toolchains start first; otherwise order within each kind is collection
-    order.
+#: Short tests go to the workers in runs of this many (one xdist scope each):
+#: few enough scopes for xdist's scheduler, small enough to balance.
+QUICK_RUN = 150
+
+
+def chain_of(item: pytest.Item, images_seen: int) -> str | None:
+    """The chain a long test belongs to, or None for a test any worker may take."""
+    if item.get_closest_marker("image"):
+        return CHAINS[2 + images_seen % 2]
+    if item.get_closest_marker("bot_suite"):
+        return "updates" if item.path.name == "test_update.py" else "bot-suites"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Chains first, then the other slow tests one by one, then the short tests in runs.
+
+    Runs before xdist's own hook, which turns each ``xdist_group`` mark into
+    the scope the scheduler hands out. Within the bots' chain the tests that
+    run the most toolchains come first; otherwise order is collection order.
+    Workers that run short tests lower their priority (``nice_short_tests``),
+    so the chains' timed drills and builds get the CPU first.
     """
 
     def runs(item: pytest.Item) -> int:
         marker = item.get_closest_marker("bot_suite")
         return marker.kwargs.get("runs", 1) if marker else 1
 
-    long = [i for i in items if i.get_closest_marker("bot_suite") or i.get_closest_marker("image")]
-    heavy = sorted(long, key=lambda i: -runs(i))
-    light = [i for i in items if i.get_closest_marker("slow") and i not in heavy]
-    rest = [i for i in items if not i.get_closest_marker("slow") and i not in heavy]
-    interleaved = [
-        item for pair in itertools.zip_longest(heavy, light) for item in pair if item is not None
-    ]
-    items[:] = interleaved + rest
+    chained: dict[str, list[pytest.Item]] = {name: [] for name in CHAINS}
+    slow, quick = [], []
+    images = 0
+    for item in items:
+        chain = chain_of(item, images)
+        if chain is not None:
+            images += chain.startswith("images")
+            chained[chain].append(item)
+            item.add_marker(pytest.mark.xdist_group(chain))
+        elif item.get_closest_marker("slow"):
+            slow.append(item)
+        else:
+            quick.append(item)
+    for n, item in enumerate(quick):
+        item.add_marker(pytest.mark.xdist_group(f"quick-{n // QUICK_RUN}"))
+    ordered = [i for name in CHAINS for i in sorted(chained[name], key=lambda i: -runs(i))]
+    items[:] = ordered + slow + quick
+
+
+@pytest.fixture(autouse=True)
+def nice_short_tests(request: pytest.FixtureRequest) -> None:
+    """A worker lowers its CPU priority once it runs anything but a chain.
+
+    Chains come first in the queue, so a worker that has left its chain
+    never gets another: the bots' suites and the image builds keep their
+    priority, and the short tests use what CPU they leave.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and chain_of(request.node, 0) is None and os.getpriority(os.PRIO_PROCESS, 0) < 10:
+        os.setpriority(os.PRIO_PROCESS, 0, 10)
 
 
 def combination_params() -> list[pytest.param]:
