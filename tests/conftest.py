@@ -57,8 +57,6 @@ T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # xdist registers it too; without xdist (-p no:xdist) the marks stay valid.
-    config.addinivalue_line("markers", "xdist_group(name): run with the group's other tests")
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it outlives every worker.
         config.stash[_shared_key] = matrix.scratch_dir("crb-run-")
@@ -248,18 +246,20 @@ def tree_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, An
     return tree
 
 
-#: The long tests, in chains: each chain runs in order on one xdist worker
-#: (``--dist=loadgroup``), from the first minute of the run. A chain's
-#: tests take turns on a lock anyway (the bots' suites on bot_suite_lock,
-#: builds on the image build lock), so running them on one worker each
-#: keeps every other worker free for the short tests instead of parking
-#: workers on a lock. Images are two chains: one builds while the other
-#: boots.
+#: The long tests, in chains: each chain runs in order on one xdist worker,
+#: from the first minute of the run. A chain's tests take turns on a lock
+#: anyway (the bots' suites on bot_suite_lock, builds on the image build
+#: lock), so running them on one worker each keeps every other worker free
+#: for the short tests instead of parking workers on a lock. Images are two
+#: chains: one builds while the other boots.
 CHAINS = ("bot-suites", "updates", "images-1", "images-2")
 
-#: Short tests go to the workers in runs of this many (one xdist scope each):
-#: few enough scopes for xdist's scheduler, small enough to balance.
+#: Short tests go to the workers in runs of this many (one scheduling unit
+#: each): few enough units for xdist's scheduler, small enough to balance.
 QUICK_RUN = 150
+
+#: Where each worker records the unit of every test, for the scheduler.
+UNITS = "units.json"
 
 
 def chain_of(item: pytest.Item, images_seen: int) -> str | None:
@@ -271,15 +271,13 @@ def chain_of(item: pytest.Item, images_seen: int) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Chains first, then the other slow tests one by one, then the short tests in runs.
 
-    Runs before xdist's own hook, which turns each ``xdist_group`` mark into
-    the scope the scheduler hands out. Within the bots' chain the tests that
-    run the most toolchains come first; otherwise order is collection order.
-    Workers that run short tests lower their priority (``nice_short_tests``),
-    so the chains' timed drills and builds get the CPU first.
+    Each test's scheduling unit (its chain, itself, or its run of short
+    tests) goes to the run's shared directory, where ChainScheduling reads
+    it. Within the bots' chain the tests that run the most toolchains come
+    first; otherwise order is collection order.
     """
 
     def runs(item: pytest.Item) -> int:
@@ -288,21 +286,51 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     chained: dict[str, list[pytest.Item]] = {name: [] for name in CHAINS}
     slow, quick = [], []
-    images = 0
+    units: dict[str, str] = {}
     for item in items:
-        chain = chain_of(item, images)
+        chain = chain_of(item, sum(len(chained[c]) for c in CHAINS[2:]))
         if chain is not None:
-            images += chain.startswith("images")
             chained[chain].append(item)
-            item.add_marker(pytest.mark.xdist_group(chain))
+            units[item.nodeid] = chain
         elif item.get_closest_marker("slow"):
             slow.append(item)
         else:
+            units[item.nodeid] = f"quick-{len(quick) // QUICK_RUN}"
             quick.append(item)
-    for n, item in enumerate(quick):
-        item.add_marker(pytest.mark.xdist_group(f"quick-{n // QUICK_RUN}"))
     ordered = [i for name in CHAINS for i in sorted(chained[name], key=lambda i: -runs(i))]
     items[:] = ordered + slow + quick
+    if hasattr(config, "workerinput"):
+        # Every worker collects the same tests and writes the same file.
+        target = shared_dir(config) / UNITS
+        partial = target.with_name(f"{UNITS}.{os.getpid()}")
+        partial.write_text(json.dumps(units), encoding="utf-8")
+        partial.replace(target)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling by units: a chain, a run of short tests, or one test.
+
+    xdist's own ``loadgroup`` does this by renaming tests, which pytest 9
+    no longer lets it do; its ``loadscope`` base, given our units, does the
+    rest: a unit goes whole to one worker, and a worker gets the next unit
+    when it has two tests or fewer left. Other ``--dist`` modes are xdist's.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ChainScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        units: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.units is None:
+                # Read once, after every worker has collected (and written it).
+                path = config.stash[_shared_key] / UNITS
+                self.units = json.loads(path.read_text(encoding="utf-8"))
+            return self.units.get(nodeid, nodeid)
+
+    return ChainScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
