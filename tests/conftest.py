@@ -320,6 +320,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    # Units in collection order (chains first), not the largest unit first.
+    config.option.loadscopereorder = False
+
     class ChainScheduling(LoadScopeScheduling):  # type: ignore[misc]
         units: dict[str, str] | None = None
 
