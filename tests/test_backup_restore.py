@@ -14,9 +14,12 @@ What is proven:
 - a restore that fails at any point (a damaged file, a wrong checksum, an
   object in the way halfway through) leaves the database exactly as it was,
   compared as a full dump / byte for byte, and says so;
-- a database that holds data is only overwritten with --confirm <its name>
-  (PostgreSQL: <host>/<name>, since every Railway database is called
-  "railway"); without it the scripts exit 3 and name the flag to add;
+- a database that holds data is only overwritten with --confirm <the
+  environment it records> (the bot's migrate writes it into bot_state;
+  every Railway database is called "railway"); without it the scripts exit
+  3 and name the flag to add; a backup of another environment (read from
+  the bot_state inside the dump, also in its file name) needs
+  --from-environment, and the database records its own environment after;
 - no password ever appears on a command line: every process's
   /proc/PID/cmdline is read while backup and restore run;
 - backups and safety copies are readable by their owner only, concurrent
@@ -129,9 +132,8 @@ def _url_for(database: str) -> str:
 
 
 def confirm_for(url: str) -> str:
-    """What --confirm must say for the database of a URL: host/name."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}/{parts.path.lstrip('/')}"
+    """What --confirm must say for the database of a URL: the environment it records."""
+    return psql(url, "SELECT value FROM bot_state WHERE key = 'environment'")
 
 
 def restore_postgres(
@@ -216,7 +218,18 @@ def psql(url: str, sql: str) -> str:
     return result.stdout.strip()
 
 
-def seed(url: str) -> None:
+#: bot_state as the bot's first migration creates it (m0001_initial.py,
+#: 0001_initial.ts), with the environment its migrate records.
+BOT_STATE = """
+    CREATE TABLE bot_state (
+        key varchar(100) PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL
+    );
+    INSERT INTO bot_state VALUES ('environment', '{environment}', now());
+"""
+
+
+def seed(url: str, environment: str = "production") -> None:
+    psql(url, BOT_STATE.format(environment=environment))
     psql(
         url,
         """
@@ -260,7 +273,8 @@ def pg_backup(scripts: dict[str, Path], url: str, workdir: Path) -> Path:
     )
     assert result.returncode == 0, result.stderr
     backup = workdir / result.stdout.strip().splitlines()[-1]
-    assert backup.name.startswith(f"{PACKAGE}-") and backup.suffix == ".dump"
+    environment = confirm_for(url)
+    assert backup.name.startswith(f"{PACKAGE}-{environment}-") and backup.suffix == ".dump"
     assert (backup.parent / f"{backup.name}.sha256").read_text().split()[0] == sha256(backup)
     return backup
 
@@ -330,7 +344,7 @@ def test_postgres_restore_into_an_empty_database_needs_no_confirmation(
         postgres_admin.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')  # type: ignore[attr-defined]
 
 
-def test_postgres_refuses_a_database_with_data_without_its_name(
+def test_postgres_refuses_a_database_with_data_without_its_environment(
     scripts: dict[str, Path], scratch: str, tmp_path: Path
 ) -> None:
     seed(scratch)
@@ -339,14 +353,7 @@ def test_postgres_refuses_a_database_with_data_without_its_name(
     before = snapshot(scratch)
     name = urlsplit(scratch).path.lstrip("/")
     host = urlsplit(scratch).hostname
-    # The right name on the wrong host is refused too: on Railway every
-    # database is called "railway".
-    for extra in (
-        [],
-        ["--confirm", "production"],
-        ["--confirm", name],
-        ["--confirm", f"elsewhere.example/{name}"],
-    ):
+    for extra in ([], ["--confirm", "staging"], ["--confirm", name]):
         result = run(
             scripts["postgres"] / "restore.sh",
             "--from",
@@ -357,11 +364,85 @@ def test_postgres_refuses_a_database_with_data_without_its_name(
             cwd=tmp_path,
         )
         assert result.returncode == 3, result.stderr
-        assert f"--confirm {host}/{name}" in result.stderr, (
-            "the message names the flag that proceeds"
-        )
-        assert "2 tables" in result.stderr
+        assert "--confirm production" in result.stderr, "the message names the flag that proceeds"
+        assert "3 tables" in result.stderr
+    # The old HOST/DBNAME form is refused with what it means now.
+    old = run(
+        scripts["postgres"] / "restore.sh", "--from", str(backup), "--database-url", scratch,
+        "--confirm", f"{host}/{name}", cwd=tmp_path,
+    )  # fmt: skip
+    assert old.returncode == 3, old.stderr
+    assert "looks like HOST/DBNAME" in old.stderr and "such as --confirm production" in old.stderr
     assert snapshot(scratch) == before
+
+
+def test_postgres_backup_of_another_environment_needs_its_name(
+    scripts: dict[str, Path], scratch: str, postgres_admin: object, tmp_path: Path
+) -> None:
+    """Staging's backup goes into production's database only when the owner says so."""
+    seed(scratch, environment="staging")
+    staging_backup = pg_backup(scripts, scratch, tmp_path)
+    assert staging_backup.name.startswith(f"{PACKAGE}-staging-")
+    production = f"crb_backup_{uuid.uuid4().hex[:12]}"
+    postgres_admin.execute(f'CREATE DATABASE "{production}"')  # type: ignore[attr-defined]
+    target = _url_for(production)
+    try:
+        seed(target)
+        psql(target, "DELETE FROM points WHERE id > 5")
+        before = snapshot(target)
+
+        def restore(*extra: str) -> subprocess.CompletedProcess[str]:
+            return run(
+                scripts["postgres"] / "restore.sh", "--from", str(staging_backup),
+                "--database-url", target, "--confirm", "production", *extra,
+                "--safety-dir", str(tmp_path / "safety"), cwd=tmp_path,
+            )  # fmt: skip
+
+        refused = restore()
+        assert refused.returncode == 3, refused.stderr
+        assert "is a backup of staging" in refused.stderr
+        assert "--from-environment staging" in refused.stderr
+        wrong = restore("--from-environment", "preview")
+        assert wrong.returncode == 3 and "comes from staging" in wrong.stderr, wrong.stderr
+        assert snapshot(target) == before
+
+        done = restore("--from-environment", "staging")
+        assert done.returncode == 0, done.stderr
+        assert psql(target, "SELECT count(*) FROM points") == "2000"
+        # Staging's rows, production's label: the next backup is production's.
+        assert confirm_for(target) == "production"
+        assert pg_backup(scripts, target, tmp_path).name.startswith(f"{PACKAGE}-production-")
+    finally:
+        postgres_admin.execute(f'DROP DATABASE IF EXISTS "{production}" WITH (FORCE)')  # type: ignore[attr-defined]
+
+
+def test_postgres_refuses_a_database_that_is_not_the_bots(
+    scripts: dict[str, Path], scratch: str, postgres_admin: object, tmp_path: Path
+) -> None:
+    seed(scratch)
+    backup = pg_backup(scripts, scratch, tmp_path)
+    other = f"crb_backup_{uuid.uuid4().hex[:12]}"
+    postgres_admin.execute(f'CREATE DATABASE "{other}"')  # type: ignore[attr-defined]
+    try:
+        psql(_url_for(other), "CREATE TABLE invoices (id int PRIMARY KEY)")
+        foreign = run(
+            scripts["postgres"] / "restore.sh", "--from", str(backup),
+            "--database-url", _url_for(other), "--confirm", "production", cwd=tmp_path,
+        )  # fmt: skip
+        assert foreign.returncode == 3, foreign.stderr
+        assert (
+            "no bot_state table" in foreign.stderr and "not this bot's database" in foreign.stderr
+        )
+        psql(_url_for(other), BOT_STATE.format(environment="x") + "DELETE FROM bot_state;")
+        unlabelled = run(
+            scripts["postgres"] / "restore.sh", "--from", str(backup),
+            "--database-url", _url_for(other), "--confirm", "production", cwd=tmp_path,
+        )  # fmt: skip
+        assert unlabelled.returncode == 3, unlabelled.stderr
+        assert "does not record its environment" in unlabelled.stderr
+        assert psql(_url_for(other), "SELECT count(*) FROM invoices") == "0"
+    finally:
+        postgres_admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')  # type: ignore[attr-defined]
 
 
 def test_postgres_failure_halfway_leaves_the_database_unchanged(
