@@ -108,8 +108,20 @@ def exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_tool(command: list[str], project: Path, env: dict[str, str], *, timeout: int) -> str:
-    """Run one tool of a generated project; on failure the test shows all it printed."""
+def lower_priority() -> None:
+    """For a subprocess that nothing times: let the timed ones have the CPU first."""
+    os.nice(10)
+
+
+def run_tool(
+    command: list[str], project: Path, env: dict[str, str], *, timeout: int, timed: bool = False
+) -> str:
+    """Run one tool of a generated project; on failure the test shows all it printed.
+
+    Installs, linters and type checkers run at a lower CPU priority: the
+    bots' own suites (``timed=True``) time real processes against bounds,
+    and go first on a busy machine.
+    """
     shown = " ".join(command)
     try:
         result = subprocess.run(
@@ -120,6 +132,7 @@ def run_tool(command: list[str], project: Path, env: dict[str, str], *, timeout:
             text=True,
             timeout=timeout,
             check=False,
+            preexec_fn=None if timed else lower_priority,
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"`{shown}` ran longer than {timeout} s in {project}\n{exc.output}")
@@ -250,9 +263,11 @@ def tree_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, An
 #: from the first minute of the run. A chain's tests take turns on a lock
 #: anyway (the bots' suites on bot_suite_lock, builds on the image build
 #: lock), so running them on one worker each keeps every other worker free
-#: for the short tests instead of parking workers on a lock. Images are two
-#: chains: one builds while the other boots.
-CHAINS = ("bot-suites", "updates", "images-1", "images-2")
+#: for the short tests instead of parking workers on a lock. Each runtime's
+#: bots are a chain, so one chain installs and lints (at a lower priority)
+#: while the other's suite runs; images are two chains: one builds while the
+#: other boots.
+CHAINS = ("python-bots", "node-bots", "updates", "images-1", "images-2")
 
 #: Short tests go to the workers in runs of this many (one scheduling unit
 #: each): few enough units for xdist's scheduler, small enough to balance.
@@ -265,9 +280,12 @@ UNITS = "units.json"
 def chain_of(item: pytest.Item, images_seen: int) -> str | None:
     """The chain a long test belongs to, or None for a test any worker may take."""
     if item.get_closest_marker("image"):
-        return CHAINS[2 + images_seen % 2]
+        return CHAINS[3 + images_seen % 2]
     if item.get_closest_marker("bot_suite"):
-        return "updates" if item.path.name == "test_update.py" else "bot-suites"
+        return {
+            "test_generated_python.py": "python-bots",
+            "test_generated_node.py": "node-bots",
+        }.get(item.path.name, "updates")
     return None
 
 
@@ -288,7 +306,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     slow, quick = [], []
     units: dict[str, str] = {}
     for item in items:
-        chain = chain_of(item, sum(len(chained[c]) for c in CHAINS[2:]))
+        chain = chain_of(item, sum(len(chained[c]) for c in CHAINS[3:]))
         if chain is not None:
             chained[chain].append(item)
             units[item.nodeid] = chain

@@ -95,8 +95,8 @@ def _environment(answers: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def _run(command: list[str], project: Path, env: dict[str, str]) -> str:
-    return run_tool(command, project, env, timeout=TOOL_TIMEOUT)
+def _run(command: list[str], project: Path, env: dict[str, str], *, timed: bool = False) -> str:
+    return run_tool(command, project, env, timeout=TOOL_TIMEOUT, timed=timed)
 
 
 @contextmanager
@@ -129,7 +129,8 @@ def test_generated_project_passes_its_own_toolchain(
     # The redeploy drills run once per lock backend (matrix.runs_drills).
     only = [] if matrix.runs_drills(wanted) else ["-m", "not drill"]
     with exclusive(bot_suite_lock):
-        _run([uv, "run", "--locked", "pytest", "-p", "no:cacheprovider", *only], project, env)
+        pytest_ = [uv, "run", "--locked", "pytest", "-p", "no:cacheprovider", *only]
+        _run(pytest_, project, env, timed=True)
 
 
 @pytest.mark.slow
