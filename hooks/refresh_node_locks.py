@@ -19,6 +19,7 @@ set's key. package-lock.json.jinja swaps the placeholder for the real name.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -59,18 +60,17 @@ def lock_key(answers: dict[str, Any]) -> str:
 def dependency_sets() -> dict[str, dict[str, Any]]:
     """One representative set of structural answers per kept lock.
 
-    The Node tier combinations (every database, Redis and private-backups
-    answer) take copier.yml's default railway_config (iac); each is also
-    locked without the IaC file, which a bot may choose.
+    Every database, Redis and backups answer (copier.yml's defaults
+    elsewhere), with and without the IaC file: every lock a Node render can
+    include, whichever of them the tiers run.
     """
+    scope = ("database", "redis", "backups", "backup_path", "railway_config")
     sets: dict[str, dict[str, Any]] = {}
-    for answers in matrix.tier_combinations("node"):
-        if answers.get("runtime") == "node":
-            for railway_config in matrix.choices("railway_config"):
-                wanted = {**answers, "railway_config": railway_config}
-                if matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})):
-                    continue  # a format copier.yml refuses
-                sets.setdefault(lock_key(wanted), wanted)
+    for values in itertools.product(*(matrix.choices(name) for name in scope)):
+        wanted = {"runtime": "node", **dict(zip(scope, values, strict=True))}
+        if matrix.errors(matrix.complete({**matrix.REQUIRED_ANSWERS, **wanted})):
+            continue  # a combination copier.yml refuses
+        sets.setdefault(lock_key(wanted), wanted)
     return dict(sorted(sets.items()))
 
 

@@ -96,8 +96,15 @@ is_railpack = _glob("railpack.json")
 is_dotenv = _glob(".env.example", ".env.*.example")
 is_markdown = _glob("*.md")
 is_typescript = _glob("*.ts", "*.js")
-#: A Node bot's JSON, which npm writes and Prettier formats.
-is_node_json = _glob("package.json", "package-lock.json", "tsconfig*.json", ".prettierrc.json")
+#: A Node bot's JSON, which npm writes and Prettier formats, and the backup MAC
+#: vectors both runtimes' tests read (one file, includes/backups/mac-vectors.json).
+is_node_json = _glob(
+    "package.json",
+    "package-lock.json",
+    "tsconfig*.json",
+    ".prettierrc.json",
+    "tests/backup-mac-vectors.json",
+)
 SHELL_SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da|k)?sh\b")
 
 

@@ -110,6 +110,13 @@ def test_every_node_dependency_set_has_a_current_kept_lock(tmp_path: Path) -> No
     """The kept locks are what npm writes for today's package.json (no resolving)."""
     stale = []
     sets = refresh_node_locks.dependency_sets()
+    # Every Node render includes one of them, tiers or not.
+    needed = {
+        refresh_node_locks.lock_key(c.answers)
+        for c in matrix.combinations()
+        if c.answers["runtime"] == "node"
+    }
+    assert needed == set(sets), sorted(needed ^ set(sets))
     for key, answers in sets.items():
         kept = refresh_node_locks.LOCKS / f"{key}{refresh_node_locks.SUFFIX}"
         assert kept.exists(), f"no locks/{kept.name}: run hooks/refresh_node_locks.py"
