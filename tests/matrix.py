@@ -72,11 +72,15 @@ def _compiled(text: str) -> Template:
     return _jinja().from_string(text)
 
 
+#: What copier.yml's ``_external_data`` reads on a first copy: no answers file yet.
+FIRST_COPY = {"_external_data": {"recorded": {}}}
+
+
 def render_expr(text: Any, context: dict[str, Any]) -> Any:
-    """Render a copier.yml value the way Copier does when it is a string."""
+    """Render a copier.yml value the way Copier does when it is a string (a first copy)."""
     if not isinstance(text, str):
         return text
-    return _compiled(text).render(**context)
+    return _compiled(text).render(**(FIRST_COPY | context))
 
 
 def _cast(question: dict[str, Any], value: Any) -> Any:

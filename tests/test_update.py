@@ -268,6 +268,16 @@ def test_update_from_the_first_release_keeps_every_owner_edit(
     assert not conflicted(bot), output
     assert "No conflicts." in output
     assert_owner_edits_kept(bot)
+    # The bot backed up from GitHub Actions: backup_path, a later question,
+    # keeps that, instead of the default a new bot gets (a cron service that
+    # needs storage, keys and a role before it works).
+    answers = yaml.safe_load((bot / ".copier-answers.yml").read_text(encoding="utf-8"))
+    assert (answers["backups"], answers["backup_path"]) == (True, "actions"), answers
+    for kept in (".github/workflows/backup.yml", "scripts/backup.sh", "scripts/restore.sh"):
+        assert (bot / kept).is_file(), f"the update deleted the owner's {kept}"
+    assert "-backup" not in (bot / ".railway" / "railway.py").read_text(encoding="utf-8")
+    # Both Copier's message and the script say where the changelog is.
+    assert output.count(f"{template_repo}/CHANGELOG.md") == 2, output
     toolchain(bot, mypy_cache, bot_suite_lock)
 
 
@@ -395,6 +405,60 @@ def test_quick_start_bot_updates_from_inside_itself(tmp_path: Path) -> None:
     # recorded source is found, and the same version changes nothing.
     out = run("scripts/template-update.sh", cwd=bot, env=bot_env(bot))
     assert "No conflicts." in out
+    assert run("git", "status", "--porcelain", cwd=bot) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("runtime", "railway_config", "deletes"),
+    [
+        ("python", "iac", "The deploy workflow stops on such a plan"),
+        ("node", "none", "Nothing deletes them for you"),
+    ],
+)
+def test_answers_turned_off_name_what_railway_still_runs(
+    template_repo: Path, tmp_path: Path, runtime: str, railway_config: str, deletes: str
+) -> None:
+    """redis=false and backups=false remove code; the script says what Railway keeps, and how."""
+    bot = generate(
+        template_repo, tmp_path / "pingu-bot", ref="HEAD", runtime=runtime,
+        database="postgres", redis=True, backups=True, railway_config=railway_config,
+    )  # fmt: skip
+    env = bot_env(bot) if runtime == "python" else node_update_env(offline=False)
+    output = run(
+        COPIER, "update", "--defaults", "--skip-answered", "--vcs-ref", "HEAD",
+        "--data", "redis=false", "--data", "backups=false", cwd=bot,
+    )  # fmt: skip
+    output += run("scripts/template-update.sh", "--check", cwd=bot, env=env)
+
+    assert not conflicted(bot), output
+    assert "Answers turned off: Railway still has what they used." in output, output
+    assert "  the Redis service and its data (redis is now false)" in output, output
+    assert "  the backup cron service pingu-bot-backup" in output, output
+    assert "Postgres service" not in output, output
+    assert deletes in output, output
+    commit_all(bot, "Redis and backups off")
+
+    # The same answers again: nothing turned off, nothing said.
+    output = run("scripts/template-update.sh", "--check", cwd=bot, env=env)
+    assert "Answers turned off" not in output, output
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_the_update_script_refuses_a_recopy(tree_for, tmp_path: Path, runtime: str) -> None:
+    """`copier recopy` drops owner edits to template files: the script will not run one."""
+    bot = shutil.copytree(tree_for({"runtime": runtime}), tmp_path / "bot")
+    run("git", "init", "-q", "-b", "main", cwd=bot)
+    commit_all(bot, "The bot as generated")
+
+    proc = subprocess.run(
+        ["scripts/template-update.sh", "recopy"],
+        cwd=bot, capture_output=True, text=True, check=False, timeout=TIMEOUT,
+    )  # fmt: skip
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "never runs 'copier recopy'" in proc.stderr
+    assert "scripts/template-update.sh" in proc.stderr
     assert run("git", "status", "--porcelain", cwd=bot) == ""
 
 
