@@ -467,6 +467,75 @@ def test_the_first_release_is_in_the_changelog() -> None:
     assert BASE[:7] in changelog, "CHANGELOG.md must name the commit the update tests start from"
 
 
+#: Corrections made to released sections, each by the one commit that made
+#: it: (commit, version) pairs. a24e7a5 moved four "Owners must" items that
+#: had reached 1.0.0 after its release into 1.1.0, which brought them.
+CHANGELOG_CORRECTIONS = {
+    ("a24e7a5edba4b989cb2a0fdee5436e2a282a5762", "1.0.0"),
+    ("a24e7a5edba4b989cb2a0fdee5436e2a282a5762", "1.1.0"),
+}
+SECTION = re.compile(r"^## (\d+\.\d+\.\d+) \(", re.M)
+
+
+def changelog_sections(text: str) -> list[tuple[str, str]]:
+    """CHANGELOG.md's release sections, newest first: (version, whole text)."""
+    starts = list(SECTION.finditer(text))
+    return [
+        (match.group(1), text[match.start() : nxt.start() if nxt else len(text)].rstrip() + "\n")
+        for match, nxt in zip(starts, [*starts[1:], None], strict=True)
+    ]
+
+
+def released_section_changes(states: list[tuple[str, str]]) -> list[str]:
+    """Where a released section changed: a version is released once a newer
+    one stands above it, and from then on its text must stay as it was.
+
+    ``states`` are (commit, CHANGELOG.md text), oldest first.
+    """
+    released: dict[str, str] = {}
+    changes = []
+    for commit, text in states:
+        sections = changelog_sections(text)
+        found = dict(sections)
+        for version, before in list(released.items()):
+            now = found.get(version)
+            if now == before:
+                continue
+            if (commit, version) in CHANGELOG_CORRECTIONS and now is not None:
+                released[version] = now
+                continue
+            what = "removed" if now is None else "changed"
+            changes.append(f"{commit[:10]} {what} the released section {version}")
+        for version, section in sections[1:]:
+            released.setdefault(version, section)
+    return changes
+
+
+def test_released_changelog_sections_never_change() -> None:
+    """An owner reads only the sections after the version they had: those must be final."""
+    shallow = run("git", "rev-parse", "--is-shallow-repository", cwd=ROOT).strip()
+    if shallow != "false":
+        pytest.fail("this clone is shallow: clone the template in full (no --depth) to check it")
+    commits = run(
+        "git", "log", "--first-parent", "--reverse", "--format=%H", "--", "CHANGELOG.md", cwd=ROOT
+    ).split()
+    states = [(c, run("git", "show", f"{c}:CHANGELOG.md", cwd=ROOT)) for c in commits]
+    states.append(("the working tree", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")))
+    assert released_section_changes(states) == []
+
+
+def test_the_changelog_check_catches_an_edited_release() -> None:
+    """The check above, against the edit it exists for: an item added to a released section."""
+    one = "## 1.0.0 (2026-11-30)\n\n### Added\n\n- A.\n"
+    two = "## 1.1.0 (2026-12-01)\n\n### Added\n\n- B.\n\n" + one
+    edited = two.replace("- A.\n", "- A.\n- Also C.\n")
+    states = [("c1", one), ("c2", one + "\n- Still 1.0.0.\n"), ("c3", two), ("c4", edited)]
+    assert released_section_changes(states) == ["c4 changed the released section 1.0.0"]
+    assert released_section_changes([("c1", two), ("c2", two.replace(one, ""))]) == [
+        "c2 removed the released section 1.0.0"
+    ]
+
+
 def test_update_documentation_names_only_released_versions() -> None:
     released = set(re.findall(r"^## \[?(\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M))
     assert released
