@@ -81,6 +81,9 @@ def configure_logging(level: str = "INFO", *, json: bool = False, file: Path | N
                 # INFO unless the bot asks for less.
                 "discord": {"level": max(numeric, logging.INFO)},
                 "aiohttp.access": {"level": "WARNING"},
+                # Alembic announces each of its own plugins at INFO on every
+                # migrate: noise, not news.
+                "alembic.runtime.plugins": {"level": "WARNING"},
             },
         }
     )
