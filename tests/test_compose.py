@@ -104,6 +104,11 @@ def check_compose(tree, a) -> None:
         assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
         volume, _, target = pg["volumes"][0].partition(":")
         assert volume in doc["volumes"] and target.startswith("/var/lib/postgresql")
+        # The bot's own tests reach this server when TEST_DATABASE_URL is unset.
+        test_url = urlsplit(default_test_url(tree, "TEST_DATABASE_URL", node))
+        assert f"{test_url.hostname}:{test_url.port}:5432" in pg["ports"], pg["ports"]
+        assert test_url.username == pg["environment"]["POSTGRES_USER"]
+        assert test_url.password == pg["environment"]["POSTGRES_PASSWORD"]
 
     if a["redis"]:
         redis = services["redis"]
@@ -111,6 +116,8 @@ def check_compose(tree, a) -> None:
         assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
         url = urlsplit(environment["REDIS_URL"])
         assert url.scheme == "redis" and url.hostname == "redis"
+        test_url = urlsplit(default_test_url(tree, "TEST_REDIS_URL", node))
+        assert f"{test_url.hostname}:{test_url.port}:6379" in redis["ports"], redis["ports"]
 
     if a["database"] == "sqlite":
         volume, _, target = bot["volumes"][0].partition(":")
@@ -128,6 +135,23 @@ def check_compose(tree, a) -> None:
     for service in services.values():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port
+
+
+def default_test_url(tree, variable: str, node: bool) -> str:
+    """The URL the bot's own tests use when ``variable`` is unset, read from their code."""
+    if node:
+        text = (tree / "tests" / "services.ts").read_text(encoding="utf-8")
+        pattern = rf'process\.env\.{variable} \?\?\s+"([^"]+)"'
+    else:
+        text = (tree / "tests" / "conftest.py").read_text(encoding="utf-8")
+        pattern = (
+            r'^DEFAULT_TEST_DATABASE_URL = "([^"]+)"'
+            if variable == "TEST_DATABASE_URL"
+            else r'os\.environ\.get\("TEST_REDIS_URL", "([^"]+)"\)'
+        )
+    found = re.findall(pattern, text, re.M)
+    assert len(found) == 1, f"{variable}'s default: {found}"
+    return found[0]
 
 
 def test_compose_matches_the_local_env_example(rendered_matrix):
