@@ -236,11 +236,14 @@ def check_whitespace(files: list[Path]) -> list[str]:
             problems.append(f"{where}: starts with a blank line")
         allowed_blank = 2 if path.suffix == ".py" else 1
         blank_run = 0
+        fenced = False  # in a Markdown code block: the code's own rule (PEP 8's two)
         for number, line in enumerate(text.split("\n")[:-1], start=1):
             if line != line.rstrip():
                 problems.append(f"{where}:{number}: trailing whitespace")
+            if path.suffix == ".md" and line.startswith("```"):
+                fenced = not fenced
             blank_run = blank_run + 1 if not line.strip() else 0
-            if blank_run > allowed_blank:
+            if blank_run > (2 if fenced else allowed_blank):
                 problems.append(
                     f"{where}:{number}: more than {allowed_blank} blank line(s) in a row"
                 )

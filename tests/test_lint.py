@@ -59,3 +59,12 @@ def test_linters_catch_a_bad_file(tmp_path) -> None:
     ):
         count, findings = results[name]
         assert count == 1 and findings, f"{name} did not flag its bad sample"
+
+
+def test_whitespace_allows_code_its_own_blank_lines_in_markdown(tmp_path) -> None:
+    """A Python example in Markdown keeps PEP 8's two blank lines; prose keeps one."""
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n```python\nimport os\n\n\ndef f(): ...\n```\n\nText.\n")
+    assert linters.check_whitespace([page]) == []
+    page.write_text("# Page\n\n\nText.\n")
+    assert linters.check_whitespace([page]) == [f"{page}:3: more than 1 blank line(s) in a row"]

@@ -254,6 +254,23 @@ def assert_owner_edits_kept(bot: Path) -> None:
     assert "'weather'" in out and "'ping'" in out, out
 
 
+DOCUMENTED_FILE = re.compile(r"^```(?:python|ts)\n(?:# |// )(\S+)\n(.*?)^```$", re.M | re.S)
+
+
+def add_the_documented_command(bot: Path) -> list[str]:
+    """The command and test docs/development.md shows, saved where it says, verbatim."""
+    docs = (bot / "docs" / "development.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### A command of your own, with its test") :]
+    found = DOCUMENTED_FILE.findall(section[: section.index("\n## ")])
+    assert len(found) == 2, found  # the command, then its test
+    for path, body in found:
+        target = bot / path
+        assert not target.exists(), f"the documented {path} would overwrite a file"
+        first = "# " if path.endswith(".py") else "// "
+        target.write_text(f"{first}{path}\n{body}", encoding="utf-8")
+    return [path for path, _ in found]
+
+
 # ------------------------------------------------------------------ scenarios --
 @pytest.mark.slow
 @pytest.mark.bot_suite(runs=2)  # the update's own checks, then the toolchain
@@ -278,6 +295,12 @@ def test_update_from_the_first_release_keeps_every_owner_edit(
     assert "-backup" not in (bot / ".railway" / "railway.py").read_text(encoding="utf-8")
     # Both Copier's message and the script say where the changelog is.
     assert output.count(f"{template_repo}/CHANGELOG.md") == 2, output
+    # The owner then follows the docs: a command and its test, linted,
+    # type-checked and run with the rest of the suite.
+    assert add_the_documented_command(bot) == [
+        f"src/{answers['project_slug'].replace('-', '_')}/cogs/coin.py",
+        "tests/test_coin.py",
+    ]
     toolchain(bot, mypy_cache, bot_suite_lock)
 
 
@@ -663,7 +686,10 @@ def test_node_update_keeps_owner_code_and_relocks_an_answer_change(
     lock = json.loads((bot / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
     assert {"node_modules/ioredis", "node_modules/ms"} <= set(lock["packages"])
-    assert node_toolchain(bot, bot_suite_lock) == "balance,daily,help,ping,roll"
+    # The owner then follows the docs: a command and its test, linted,
+    # type-checked and run with the rest of the suite.
+    assert add_the_documented_command(bot) == ["src/commands/coin.ts", "tests/coin.test.ts"]
+    assert node_toolchain(bot, bot_suite_lock) == "balance,coin,daily,help,ping,roll"
 
 
 def node_bot_with_conflicts(tree: Path, dst: Path, scripts_conflict: bool = False) -> Path:
