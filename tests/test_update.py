@@ -468,6 +468,24 @@ def test_answers_turned_off_name_what_railway_still_runs(
 
 
 @pytest.mark.parametrize("runtime", ["python", "node"])
+def test_the_readme_first_commit_makes_the_repository_updates_start_from(
+    tree_for, tmp_path: Path, runtime: str
+) -> None:
+    """The bot's README gives the first commit's command; run verbatim, it leaves a clean tree."""
+    bot = shutil.copytree(tree_for({"runtime": runtime}), tmp_path / "bot")
+    readme = (bot / "README.md").read_text(encoding="utf-8")
+    local = readme[readme.index("## Run it locally") :]
+    command = re.search(r"```sh\n(git init[^\n]*)\n```", local)
+    assert command, "README.md's 'Run it locally' starts with the first commit's command"
+
+    run("bash", "-c", command.group(1), cwd=bot)
+
+    assert run("git", "rev-list", "--count", "HEAD", cwd=bot).strip() == "1"
+    assert run("git", "branch", "--show-current", cwd=bot).strip() == "main"
+    assert run("git", "status", "--porcelain", cwd=bot) == ""
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
 def test_the_update_script_refuses_a_recopy(tree_for, tmp_path: Path, runtime: str) -> None:
     """`copier recopy` drops owner edits to template files: the script will not run one."""
     bot = shutil.copytree(tree_for({"runtime": runtime}), tmp_path / "bot")
