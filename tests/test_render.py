@@ -107,6 +107,7 @@ RULES: tuple[Rule, ...] = (
     # database
     Rule("database", "src/{package_name}/database.py", lambda a: python(a) and has_db(a)),
     Rule("database", "src/{package_name}/migrations/env.py", lambda a: python(a) and has_db(a)),
+    Rule("database", "src/{package_name}/tables/__init__.py", lambda a: python(a) and has_db(a)),
     Rule("database", "src/database.ts", lambda a: node(a) and has_db(a)),
     Rule("database", "src/migrations/0001_initial.ts", lambda a: node(a) and has_db(a)),
     # The SQLite image's ENTRYPOINT: a root start hands the volume over, then drops to its user.
