@@ -51,3 +51,19 @@ def test_every_command_has_a_per_user_cooldown(
     refused = fake_discord.recorded.callbacks[second][0]["data"]
     assert refused["content"].startswith("Slow down"), refused
     assert refused["flags"] == 64  # ephemeral: only the user sees it
+
+
+def test_an_unknown_command_is_answered_privately_and_logged_once(
+    bot_env: dict[str, str], spawn: Callable[..., BotProcess], fake_discord: FakeDiscord
+) -> None:
+    # Discord still offers a command this bot no longer has (its copy is stale).
+    bot = _started(bot_env, spawn, fake_discord)
+    sent = fake_discord.send_interaction("retired")
+    assert fake_discord.wait_until(lambda r: sent in r.callbacks)
+    [callback] = fake_discord.recorded.callbacks[sent]
+    assert callback["data"]["content"].startswith("This command is not available any more.")
+    assert callback["data"]["flags"] == 64  # ephemeral: only the user sees it
+    assert len(fake_discord.recorded.answers[sent]) == 1  # answered once
+    unknown = [r for r in bot.log_records() if r["message"].startswith("Unknown command")]
+    assert [(r["level"], r["command"]) for r in unknown] == [("WARNING", "retired")]
+    assert not [r for r in bot.log_records() if r["level"] == "ERROR"]
