@@ -75,7 +75,19 @@ const CLOSE_GRACE_MS = 250;
 export interface InteractionOption {
   name: string;
   type: number;
-  value: string | number | boolean;
+  /** A value option's value; a subcommand (1) or group (2) has `options` instead. */
+  value?: string | number | boolean;
+  options?: InteractionOption[];
+}
+
+/** Options as Discord sends them: only the fields it sets, subcommands nested. */
+function optionPayload(options: InteractionOption[]): JsonObject[] {
+  return options.map(({ name, type, value, options: nested }) => ({
+    name,
+    type,
+    ...(value === undefined ? {} : { value }),
+    ...(nested === undefined ? {} : { options: optionPayload(nested) }),
+  }));
 }
 
 export interface SentInteraction {
@@ -311,7 +323,7 @@ export class FakeDiscord {
     this.recorded.interactions.set(id, sent);
     const data: JsonObject = { id: this.#commandIds.get(command) ?? "0", name: command, type: 1 };
     if (options !== undefined) {
-      data.options = options.map(({ name, type, value }) => ({ name, type, value }));
+      data.options = optionPayload(options);
     }
     for (const session of [...this.#sessions.values()]) {
       session.sequence += 1;
