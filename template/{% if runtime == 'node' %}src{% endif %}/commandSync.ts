@@ -10,7 +10,7 @@
  * versions) and leaves out some that hold their default value; see
  * sameCommands. `sync-commands` syncs regardless.
  */
-import type { REST } from "discord.js";
+import { Routes, type REST } from "discord.js";
 import { getLogger } from "./logging.ts";
 
 const log = getLogger("command_sync");
@@ -93,8 +93,8 @@ export function sameCommands(local: readonly Json[], remote: readonly Json[]): b
 /** The API path of the commands of this application, globally or in one guild. */
 export function commandsRoute(applicationId: string, guildId?: string): `/${string}` {
   return guildId === undefined
-    ? `/applications/${applicationId}/commands`
-    : `/applications/${applicationId}/guilds/${guildId}/commands`;
+    ? Routes.applicationCommands(applicationId)
+    : Routes.applicationGuildCommands(applicationId, guildId);
 }
 
 /** Whether Discord already has exactly these commands; false if it cannot tell. */
